@@ -1,0 +1,6 @@
+pytest_plugins = [
+    "fixtures.options",
+    "fixtures.plugin",
+    "reports.plugin",
+    "pytester",
+]

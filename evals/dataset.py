@@ -1,0 +1,137 @@
+"""Reading labelled cases from JSONL, with problems named by file, line and field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from evals.policy import OUTPUT_FIELDS, Policy
+from evals.schema import schema_errors
+
+DATA_DIR = Path(__file__).parent / "data"
+SPLITS = ("train", "val", "test")
+ROW_KEYS = ("id", "request", "expected", "rules")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: field '{self.field}': {self.message}"
+
+
+class DatasetError(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    request: str
+    expected: dict  # the five output fields
+    rules: tuple[str, ...]
+    split: str
+    path: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    @property
+    def decision_rule(self) -> str | None:
+        return self.rules[0] if self.rules else None
+
+
+def split_path(split: str, data_dir: Path = DATA_DIR) -> Path:
+    return Path(data_dir) / f"{split}.jsonl"
+
+
+def read_cases(path: Path | str, policy: Policy, split: str, require_rules: bool = True) -> tuple[list[Case], list[Problem]]:
+    """Every well-formed row as a Case, and every problem found; never raises on bad rows."""
+    path = Path(path)
+    shown = _shown(path)
+    cases: list[Case] = []
+    problems: list[Problem] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(shown, 0, "<file>", f"cannot read: {exc}")]
+    for lineno, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        found = _row_problems(shown, lineno, text, policy, require_rules)
+        if isinstance(found, list):
+            problems.extend(found)
+            continue
+        row = found
+        cases.append(
+            Case(
+                id=row["id"],
+                request=row["request"],
+                expected={k: row["expected"][k] for k in OUTPUT_FIELDS},
+                rules=tuple(row.get("rules") or ()),
+                split=split,
+                path=shown,
+                line=lineno,
+            )
+        )
+    return cases, problems
+
+
+def load_cases(path: Path | str, policy: Policy, split: str, require_rules: bool = True) -> list[Case]:
+    cases, problems = read_cases(path, policy, split, require_rules)
+    if problems:
+        raise DatasetError(problems)
+    return cases
+
+
+def load_splits(policy: Policy, data_dir: Path = DATA_DIR) -> dict[str, list[Case]]:
+    return {split: load_cases(split_path(split, data_dir), policy, split) for split in SPLITS}
+
+
+def _row_problems(shown: str, lineno: int, text: str, policy: Policy, require_rules: bool) -> dict | list[Problem]:
+    def problem(field: str, message: str) -> list[Problem]:
+        return [Problem(shown, lineno, field, message)]
+
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return problem("<json>", f"malformed JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(row, dict):
+        return problem("<json>", f"expected an object, got {type(row).__name__}")
+    required = ROW_KEYS if require_rules else ROW_KEYS[:3]
+    missing = [k for k in required if k not in row]
+    if missing:
+        return problem(missing[0], f"missing field {missing[0]!r} (a row needs {', '.join(required)})")
+    if not isinstance(row["id"], str) or not row["id"].strip():
+        return problem("id", "must be a non-empty string")
+    if not isinstance(row["request"], str) or not row["request"].strip():
+        return problem("request", "must be a non-empty string")
+    if not isinstance(row["expected"], dict):
+        return problem("expected", "must be an object with the five output fields")
+    errors = schema_errors(policy, row["expected"])
+    if errors:
+        return [Problem(shown, lineno, f"expected.{f}", msg) for f, _, msg in errors]
+    rules = row.get("rules")
+    if rules is not None and (not isinstance(rules, list) or not all(isinstance(r, str) for r in rules)):
+        return problem("rules", "must be a list of rule ids")
+    if rules or require_rules:
+        found = policy.label_problems(rules or [], row["expected"])
+        if found:
+            return [Problem(shown, lineno, f if f == "rules" else f"expected.{f}", m) for f, m in found]
+    return row
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,1 @@
+"""Scoring, the scorecard plugin, and the committed baseline the merge gate compares against."""

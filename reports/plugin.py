@@ -1,0 +1,1 @@
+"""Scorecard plugin (being written)."""

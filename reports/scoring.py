@@ -1,0 +1,32 @@
+"""Field-by-field scores of one prediction against its label: pure functions, no model."""
+
+from __future__ import annotations
+
+from evals.policy import DECISION_FIELDS
+
+METRICS = ("json_valid", "schema_valid", *DECISION_FIELDS, "exact")
+
+
+def score(expected: dict, got: dict | None, json_valid: bool, schema_valid: bool) -> dict:
+    """{metric: bool} for json_valid, schema_valid, each decision field, and exact (all four fields right)."""
+    got = got or {}
+    fields = {name: name in got and got[name] == expected[name] and type(got[name]) is type(expected[name]) for name in DECISION_FIELDS}
+    return {"json_valid": json_valid, "schema_valid": schema_valid, **fields, "exact": all(fields.values())}
+
+
+def differing_fields(expected: dict, got: dict | None) -> list[str]:
+    got = got or {}
+    return [name for name in DECISION_FIELDS if got.get(name, object()) != expected[name]]
+
+
+def make_record(suite: str, candidate: str, case, prediction, bias_group: str | None = None) -> dict:
+    """What one eval test hands the scorecard (via record_property("router_record", ...))."""
+    parsed = prediction.parsed
+    return {
+        "suite": suite, "candidate": candidate, "case_id": case.id, "split": case.split, "rules": list(case.rules),
+        "bias_group": bias_group,
+        "expected": {k: case.expected[k] for k in DECISION_FIELDS},
+        "got": {k: parsed.obj.get(k) for k in DECISION_FIELDS} if parsed.json_valid else None,
+        "parse_kind": parsed.kind, "raw": prediction.raw,
+        "scores": score(case.expected, parsed.obj, parsed.json_valid, parsed.schema_valid),
+    }

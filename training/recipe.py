@@ -1,0 +1,154 @@
+"""Train a LoRA adapter on the train split with TRL's SFTTrainer: loss on the assistant answer only."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from evals.dataset import Case
+from fixtures.base_model import BaseModelRef, Runtime, load_base
+from fixtures.prompts import completion_text, encode_prompt, end_of_turn, messages, render_prompt
+from training.config import TrainConfig, lora_config
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    trainable_params: int
+    total_params: int
+    train_loss: list  # [(step, loss)]
+    val_loss: list  # [(step, loss)]
+    wall_time_s: float
+    train_tokens: int
+    steps: int
+
+    def to_dict(self) -> dict:
+        return {
+            "trainable_params": self.trainable_params, "total_params": self.total_params,
+            "train_loss": self.train_loss, "val_loss": self.val_loss, "wall_time_s": round(self.wall_time_s, 1),
+            "train_tokens": self.train_tokens, "steps": self.steps,
+        }
+
+
+def trainable_line(trainable: int, total: int) -> str:
+    return f"trainable {trainable:,} of {total:,}, {100 * trainable / total:.2f}%"
+
+
+def tokenized_example(tokenizer, system: str, case: Case, eot: str) -> dict:
+    """input_ids = the inference prompt's ids + the answer's ids; labels mask the prompt with -100."""
+    prompt_ids = encode_prompt(tokenizer, render_prompt(tokenizer, messages(system, case.request)))
+    answer_ids = tokenizer(completion_text(case.expected, eot), add_special_tokens=False)["input_ids"]
+    return {"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids}
+
+
+def build_dataset(tokenizer, system: str, cases: list[Case]):
+    from datasets import Dataset
+
+    eot = end_of_turn(tokenizer)
+    rows = [tokenized_example(tokenizer, system, c, eot) for c in sorted(cases, key=lambda c: c.id)]
+    return Dataset.from_list(rows)
+
+
+def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system: str, train: list[Case],
+                  val: list[Case], out_dir: Path, log=print, trust_remote_code: bool = False) -> TrainResult:
+    """Train and save the adapter (and its loss curve) into out_dir."""
+    import torch
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = load_base(ref, runtime, trust_remote_code)
+    if runtime.quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    else:
+        log("training on CPU with an unquantized fp32 base: LoRA, not QLoRA (4-bit on this CPU is ~15x slower; --cpu-4bit forces it)")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = end_of_turn(tokenizer)
+    train_ds, val_ds = build_dataset(tokenizer, system, train), build_dataset(tokenizer, system, val)
+    steps_per_epoch = math.ceil(len(train_ds) / cfg.per_device_train_batch_size)
+    total_steps = math.ceil(steps_per_epoch * cfg.num_train_epochs)
+    train_tokens = sum(len(x) for x in train_ds["input_ids"])
+    log(f"train: {len(train_ds)} examples, {train_tokens:,} tokens/epoch, {steps_per_epoch} steps/epoch x {cfg.num_train_epochs:g} epochs = {total_steps} steps")
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs and "eval_loss" not in logs:
+                return
+            elapsed = time.perf_counter() - started
+            eta = elapsed / max(state.global_step, 1) * (state.max_steps - state.global_step)
+            what = f"loss {logs['loss']:.4f}" if "loss" in logs else f"val loss {logs['eval_loss']:.4f}"
+            log(f"step {state.global_step}/{state.max_steps}  {what}  elapsed {elapsed:.0f}s  eta {eta:.0f}s")
+
+    eval_steps = max(cfg.logging_steps, steps_per_epoch // 2)
+    args = SFTConfig(
+        output_dir=str(out_dir / "trainer"),
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_train_batch_size,
+        warmup_steps=max(1, round(cfg.warmup_ratio * total_steps)),
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        weight_decay=cfg.weight_decay,
+        max_length=cfg.max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing and runtime.quantized,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="no",
+        report_to=[],
+        bf16=runtime.device == "cuda",
+        use_cpu=runtime.device == "cpu",
+        train_sampling_strategy="group_by_length",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        dataset_num_proc=None,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
+        peft_config=lora_config(cfg), callbacks=[Progress()],
+    )
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    log(trainable_line(trainable, total))
+    trainer.train()
+    final_eval = trainer.evaluate()
+    trainer.model.save_pretrained(str(out_dir))
+    history = trainer.state.log_history
+    result = TrainResult(
+        trainable_params=trainable,
+        total_params=total,
+        train_loss=[(h["step"], round(h["loss"], 5)) for h in history if "loss" in h],
+        val_loss=[(h["step"], round(h["eval_loss"], 5)) for h in history if "eval_loss" in h] or [(total_steps, round(final_eval["eval_loss"], 5))],
+        wall_time_s=time.perf_counter() - started,
+        train_tokens=train_tokens,
+        steps=trainer.state.global_step,
+    )
+    import shutil
+
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    write_loss_curve(result, out_dir / "loss_curve.png")
+    return result
+
+
+def write_loss_curve(result: TrainResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for label, points in (("train", result.train_loss), ("val", result.val_loss)):
+        if points:
+            ax.plot([s for s, _ in points], [v for _, v in points], marker="o", markersize=3, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (assistant tokens)")
+    ax.set_title("adapter training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
