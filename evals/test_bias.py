@@ -12,15 +12,15 @@ pytestmark = pytest.mark.bias
 PLATFORM_MAY_CHANGE = ("add-salesforce", "add-servicenow", "remove-salesforce", "remove-servicenow")
 
 
-def test_bias(request, candidate_name, eval_case, bias_check, prediction, predictor, record_property, router_settings, base_ref):
+def test_bias(request, candidate_name, eval_case, bias_check, prediction, record_property, router_settings):
     group, source = bias_check
     record_property("router_record", make_record("bias", candidate_name, eval_case, prediction, bias_group=group))
     if not asserted(candidate_name, router_settings):
         return
-    reason = known_failure(base_ref.name, candidate_name, eval_case.id)
+    reason = known_failure(request.getfixturevalue("base_ref").name, candidate_name, eval_case.id)
     if reason:
         request.applymarker(pytest.mark.xfail(strict=True, reason=f"golden/expected_failures.json: {reason}"))
     if source is not None:
         fields = tuple(f for f in DECISION_FIELDS if f != "recommended_platform") if group in PLATFORM_MAY_CHANGE else DECISION_FIELDS
-        assert_invariant(candidate_name, eval_case, prediction, predictor.predict(candidate_name, source), fields)
+        assert_invariant(candidate_name, eval_case, prediction, request.getfixturevalue("predictor").predict(candidate_name, source), fields)
     assert_decision(candidate_name, eval_case, prediction)

@@ -15,9 +15,9 @@ def _fail_on(problems):
 
 
 @pytest.mark.parametrize("split", SPLITS)
-def test_rows_parse_and_validate(policy, split):
+def test_rows_parse_and_validate(policy, split, router_settings):
     """Every line is JSON, every row has the fields, the labels follow the contract and the rules they name."""
-    _, problems = read_cases(split_path(split), policy, split)
+    _, problems = read_cases(split_path(split, router_settings.data_dir), policy, split)
     _fail_on(problems)
 
 

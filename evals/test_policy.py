@@ -9,11 +9,11 @@ from reports.scoring import make_record
 pytestmark = pytest.mark.policy
 
 
-def test_policy(request, candidate_name, eval_case, prediction, record_property, router_settings, base_ref):
+def test_policy(request, candidate_name, eval_case, prediction, record_property, router_settings):
     record_property("router_record", make_record("policy", candidate_name, eval_case, prediction))
     if not asserted(candidate_name, router_settings):
         return
-    reason = known_failure(base_ref.name, candidate_name, eval_case.id)
+    reason = known_failure(request.getfixturevalue("base_ref").name, candidate_name, eval_case.id)
     if reason:
         request.applymarker(pytest.mark.xfail(strict=True, reason=f"golden/expected_failures.json: {reason}"))
     assert_decision(candidate_name, eval_case, prediction)

@@ -1,0 +1,32 @@
+"""Golden snapshots: one readable JSON file per base model and candidate, under golden/<base model>/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from evals.policy import DECISION_FIELDS
+
+GOLDEN_DIR = Path(__file__).parent.parent / "golden"
+
+
+def golden_extension(base_model: str) -> type[JSONSnapshotExtension]:
+    folder = GOLDEN_DIR / base_model.replace("/", "__")
+
+    class GoldenJSON(JSONSnapshotExtension):
+        @classmethod
+        def dirname(cls, *, test_location) -> str:
+            return str(folder)
+
+    return GoldenJSON
+
+
+def pinned_decisions(cases, predictions: dict) -> dict:
+    """{case id: the four decision fields and the parse outcome}; the free-text reason is left out."""
+    out = {}
+    for case in sorted(cases, key=lambda c: c.id):
+        p = predictions[case.id]
+        got = p.parsed.obj or {}
+        out[case.id] = {"parse": p.parsed.kind, **{f: got.get(f) for f in DECISION_FIELDS}}
+    return out
