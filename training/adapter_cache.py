@@ -16,6 +16,7 @@ from typing import Callable
 from evals.dataset import Case
 
 MANIFEST = "manifest.json"  # written last: a folder without a valid one is not an adapter
+HISTORY = "history.jsonl"  # one line per adapter trained into this cache
 KEYED_PACKAGES = ("transformers", "peft", "trl", "bitsandbytes")
 
 
@@ -151,6 +152,8 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
                 os.replace(folder, trash / "adapter")
                 shutil.rmtree(trash, ignore_errors=True)
             os.replace(tmp, folder)
+            with open(cache_root / HISTORY, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "run_id": run_id, "created": manifest["created"], "pid": os.getpid()}) + "\n")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return AdapterInfo(folder, key, manifest, trained_now=True)

@@ -24,12 +24,9 @@ def trained_candidate_system(candidates: dict) -> str:
 
 
 def build_or_reuse_adapter(settings, policy, splits: dict, candidates: dict, ref: BaseModelRef, runtime: Runtime,
-                           run_id: str = "", cfg: TrainConfig = TrainConfig(), log=None) -> AdapterInfo:
+                           run_id: str = "", cfg: TrainConfig = TrainConfig(), log=print) -> AdapterInfo:
     from transformers import AutoTokenizer
 
-    from fixtures.predictions import stderr_log
-
-    log = log or stderr_log
     problems = gate_problems(splits, policy, settings.gate)
     if problems:
         raise DatasetError(problems)

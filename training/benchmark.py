@@ -1,0 +1,571 @@
+"""python -m training.benchmark: how fast and how big QLoRA training is, variants measured side by side in one run.
+
+Part "qwen": a Qwen3-4B-shaped model with random weights (nothing downloaded), saved once to a temp folder, then
+reloaded in NF4 for each variant (a fresh model each, so none contaminates the next) and trained for a few steps on
+one fixed random batch. Part "smollm": the project's own recipe (training.recipe.train_adapter) on the shipped data.
+
+    python -m training.benchmark --part qwen                    # GPU: plain, lean, fast, fast+compile (+liger if installed)
+    python -m training.benchmark --part qwen --tiny --steps 2   # the control flow, on CPU too (no 4-bit there)
+    python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
+
+MFU counts 4 * N_base FLOPs per token: the base is frozen, so a step is the forward (2N) plus the backward through
+the activations (2N); no weight gradients of the base, and attention's own FLOPs are left out. N_base is the base
+model's parameter count, unquantized (~4.02e9 for the Qwen3-4B shape; the LoRA weights are not in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+# --- the model: Qwen3-4B's shape (https://huggingface.co/Qwen/Qwen3-4B config.json), random weights -------------------
+QWEN3_4B = dict(vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rope_theta=1000000,
+                tie_word_embeddings=True, rms_norm_eps=1e-6)
+TINY = dict(QWEN3_4B, vocab_size=1000, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=32)
+
+# --- the step --------------------------------------------------------------------------------------------------------
+BATCH_SIZE = 8
+SEQ_LEN = 512  # 8 x 512 = 4,096 tokens a step
+WARMUP_STEPS = 3  # not timed; the first one's loss is reported as "loss@1"
+STEPS = 10  # timed
+LEARNING_RATE = 1e-4
+SEED = 0
+CE_CHUNK = 1024  # tokens per chunk of the chunked loss: 1024 x 151,936 fp32 logits = 0.62 GB instead of 2.5 GB for 4,096
+TINY_STEP = dict(batch_size=2, seq_len=128, ce_chunk=64)  # --tiny: CPU-sized (bf16 matmuls are slow there), still 4 loss chunks
+# fast+compile: Inductor's activation_memory_budget (1.0 = save what it likes; lower = recompute more). On an H100,
+# 1.0: 15,353 tok/s, 26.8 GiB; 0.8: 15,670 tok/s, 19.5 GiB; 0.6: 13,651 tok/s, 13.2 GiB.
+COMPILE_MEMORY_BUDGET = 0.8
+PEAK_FLOPS = 989e12  # H100 SXM, dense bf16
+GIB = 2**30
+
+# --- what the baseline measured before on this shape, and what the new variants aim for -------------------------------
+PUBLISHED_PLAIN = "~5,551 tok/s, 69.9 GiB"
+LEAN_MAX_GIB = 8.0  # and not slower than plain
+FAST_MIN_MFU = 0.25
+FAST_MAX_GIB = 24.0
+
+# --- the dequantization micro-benchmark: one MLP up_proj ------------------------------------------------------------
+DEQUANT_SHAPE = (2560, 9728)  # in, out
+DEQUANT_TOKENS = 4096
+DEQUANT_ITERS = 50
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every variant gets: the saved random model, whether to load it in 4-bit, the loss chunk."""
+    folder: Path
+    quantized: bool
+    ce_chunk: int
+
+
+@dataclass
+class Setup:
+    """What a variant hands the timing loop: a model ready to train and how to get its loss."""
+    model: object
+    loss_fn: object  # (model, input_ids, labels) -> scalar loss
+    autocast: bool  # run forward and backward under torch.autocast(bfloat16)
+    note: str = ""
+
+
+# --- building and loading the model ----------------------------------------------------------------------------------
+
+def write_random_model(shape: dict, folder: Path, device: str) -> None:
+    """A Qwen3 of the given shape with random bf16 weights, saved as safetensors (built on the GPU when there is one: fast)."""
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen3Config
+
+    torch.manual_seed(SEED)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(Qwen3Config(**shape), dtype=torch.bfloat16)
+    model.save_pretrained(folder)  # safetensors; the tied lm_head is stored once
+    del model
+    empty_cache()
+
+
+def load_base(folder: Path, quantized: bool):
+    """The saved model, NF4 on cuda:0 (the project's BitsAndBytesConfig), or bf16 on CPU where there is no CUDA."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training.config import TrainConfig, bnb_config
+
+    if quantized:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, quantization_config=bnb_config(TrainConfig()),
+                                                     device_map={"": 0}, use_safetensors=True)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, use_safetensors=True)
+    model.config.use_cache = False
+    return model
+
+
+def add_lora(model, log):
+    """The project's adapter (r=16, alpha 32, dropout 0.05 on q,k,v,o,gate,up,down); LoRA A init seeded."""
+    import torch
+    from peft import get_peft_model
+
+    from training.config import TrainConfig, lora_config
+    from training.recipe import trainable_line
+
+    torch.manual_seed(SEED)
+    model = get_peft_model(model, lora_config(TrainConfig()))
+    log(trainable_line(*model.get_nb_trainable_parameters()))
+    model.train()  # gradient checkpointing and dropout act only in train mode; from_pretrained hands back eval mode
+    return model
+
+
+# --- the two losses --------------------------------------------------------------------------------------------------
+
+def hf_loss(model, input_ids, labels):
+    """The model's own loss: the full [batch, seq, vocab] logits, upcast to fp32 inside transformers' loss."""
+    return model(input_ids=input_ids, labels=labels, use_cache=False).loss
+
+
+def chunked_loss(model, input_ids, labels, chunk: int = CE_CHUNK):
+    """Next-token cross-entropy without the full logits: the decoder's hidden states, then per chunk of tokens the lm_head
+    matmul and an fp32 cross-entropy under checkpoint, so only one chunk's logits live at a time, in backward too.
+    Same value as hf_loss: the mean over the batch * (seq - 1) predicted tokens."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    base = model.get_base_model()  # the Qwen3ForCausalLM inside the PeftModel, LoRA layers injected in place
+    hidden = base.model(input_ids=input_ids, use_cache=False).last_hidden_state  # after the final norm
+    h = hidden[:, :-1].reshape(-1, hidden.size(-1))
+    y = labels[:, 1:].reshape(-1)
+    lm_head = base.lm_head
+
+    def ce_sum(h_chunk, y_chunk):
+        return F.cross_entropy(lm_head(h_chunk).float(), y_chunk, ignore_index=-100, reduction="sum")
+
+    total = torch.zeros((), dtype=torch.float32, device=h.device)
+    for i in range(0, h.size(0), chunk):
+        total = total + checkpoint(ce_sum, h[i:i + chunk], y[i:i + chunk], use_reentrant=False)
+    return total / (y != -100).sum().clamp(min=1)
+
+
+# --- the variants: each loads its own fresh model; a docstring's first line is its one-line summary -------------------
+
+def variant_plain(bench: Bench, log) -> Setup:
+    """peft's prepare_model_for_kbit_training defaults, full-logits loss (the published baseline).
+
+    Non-4-bit params (norms, embeddings, the tied lm_head) are upcast to fp32, gradient checkpointing is on with
+    torch's default (reentrant) checkpoint, and the loss is the model's own over the full fp32 logits."""
+    from peft import prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(load_base(bench.folder, bench.quantized))
+    if not bench.quantized:  # peft enables checkpointing on k-bit models only; do what it does so the CPU run takes that path
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={})
+        model.enable_input_require_grads()
+    return Setup(add_lora(model, log), hf_loss, autocast=False)
+
+
+def variant_plain_eval(bench: Bench, log) -> Setup:
+    """plain left in eval mode, as from_pretrained returns it: checkpointing and dropout silently off.
+
+    Not run by default. transformers checkpoints a layer only when module.training is set, so a loop that never calls
+    model.train() trains without checkpointing; on an H100 this reproduced the published plain figure (5,723 tok/s,
+    58.5 GiB), while plain in train mode measured ~4,000 tok/s and 12 GiB."""
+    setup = variant_plain(bench, log)
+    setup.model.eval()
+    setup.note = "eval mode: no checkpointing"
+    return setup
+
+
+def variant_lean(bench: Bench, log) -> Setup:
+    """bf16 norms and embeddings, non-reentrant checkpointing, chunked loss (memory first)."""
+    model = load_base(bench.folder, bench.quantized)  # get_peft_model freezes all but the adapters
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    return Setup(add_lora(model, log), partial(chunked_loss, chunk=bench.ce_chunk), autocast=True)
+
+
+def variant_fast(bench: Bench, log) -> Setup:
+    """no checkpointing, chunked loss, bf16 compute everywhere (speed first).
+
+    The LoRA weights stay fp32 (AdamW updates of 1e-4 vanish in bf16); autocast runs their matmuls in bf16."""
+    model = load_base(bench.folder, bench.quantized)
+    return Setup(add_lora(model, log), partial(chunked_loss, chunk=bench.ce_chunk), autocast=True)
+
+
+def variant_fast_compile(bench: Bench, log) -> Setup:
+    """fast with each decoder layer torch.compile'd.
+
+    Inductor fuses what runs between the matmuls (fp32 RMSNorms, RoPE, SwiGLU, LoRA dropout and scaling) and picks what
+    to save for backward; the 4-bit matmuls stay bitsandbytes' own. One graph serves all 36 layers; it compiles in the
+    first warm-up step."""
+    import torch
+
+    torch._dynamo.reset()  # a graph compiled for an earlier model or budget must not be reused
+    if hasattr(torch._functorch.config, "activation_memory_budget"):
+        torch._functorch.config.activation_memory_budget = COMPILE_MEMORY_BUDGET
+    setup = variant_fast(bench, log)
+    for layer in setup.model.get_base_model().model.layers:
+        layer.compile()
+    setup.note = f"memory budget {COMPILE_MEMORY_BUDGET:g}" if COMPILE_MEMORY_BUDGET < 1 else ""
+    return setup
+
+
+def variant_fast_liger(bench: Bench, log) -> Setup:
+    """fast with Liger's Triton kernels for RMSNorm, RoPE and SwiGLU.
+
+    They patch transformers' Qwen3 classes for the rest of the process, so this variant runs last."""
+    from liger_kernel.transformers import apply_liger_kernel_to_qwen3
+
+    apply_liger_kernel_to_qwen3(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False)
+    setup = variant_fast(bench, log)
+    setup.note = "liger rope+rms_norm+swiglu"
+    return setup
+
+
+VARIANTS = {"plain": variant_plain, "lean": variant_lean, "fast": variant_fast, "fast+compile": variant_fast_compile,
+            "fast+liger": variant_fast_liger, "plain-eval": variant_plain_eval}
+DEFAULT_VARIANTS = "plain,lean,fast,fast+compile,fast+liger"
+
+
+# --- measuring -------------------------------------------------------------------------------------------------------
+
+def empty_cache() -> None:
+    import torch
+
+    if "torch._dynamo" in sys.modules:  # compiled graphs hold on to the model they were traced with
+        torch._dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def random_batch(vocab_size: int, batch_size: int, seq_len: int, device: str):
+    """One fixed batch of uniform random tokens, the same for every variant; labels = input_ids."""
+    import torch
+
+    gen = torch.Generator().manual_seed(SEED)
+    ids = torch.randint(0, vocab_size, (batch_size, seq_len), generator=gen).to(device)
+    return ids, ids.clone()
+
+
+def train_steps(setup: Setup, input_ids, labels, warmup: int, steps: int) -> dict:
+    """warmup + steps of forward, backward, AdamW on the same batch; only the last `steps` are timed."""
+    import torch
+
+    model = setup.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel set for the 504 LoRA tensors; the default foreach step took 54 ms against 2.3 ms on an H100
+    opt = torch.optim.AdamW(params, lr=LEARNING_RATE, fused=input_ids.is_cuda)
+    device_type = input_ids.device.type
+    losses = []
+
+    def step():
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=setup.autocast):
+            loss = setup.loss_fn(model, input_ids, labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+
+    torch.manual_seed(SEED)  # the same dropout masks at step 1 in every variant
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync()
+    warmup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    elapsed = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else float("nan")
+    losses = [x.item() for x in losses]
+    return {"tok_s": steps * input_ids.numel() / elapsed, "peak_gib": peak, "loss_first": losses[0], "loss_last": losses[-1],
+            "step_s": elapsed / steps, "warmup_s": warmup_s}
+
+
+def run_variant(name: str, bench: Bench, batch, warmup: int, steps: int, log) -> dict:
+    import torch
+
+    log(f"--- {name}: {VARIANTS[name].__doc__.splitlines()[0]}")
+    try:
+        setup = VARIANTS[name](bench, log)
+        try:
+            trainable, total = setup.model.get_nb_trainable_parameters()  # peft counts a packed 4-bit weight at full size
+            row = train_steps(setup, *batch, warmup, steps)
+            row.update(note=setup.note, n_base=total - trainable)
+        finally:
+            del setup
+        log(f"{name}: {row['tok_s']:,.0f} tok/s, {row['step_s'] * 1000:.0f} ms/step, peak {row['peak_gib']:.1f} GiB, "
+            f"loss {row['loss_first']:.4f} -> {row['loss_last']:.4f} (warm-up {row['warmup_s']:.1f}s)")
+    except torch.cuda.OutOfMemoryError:
+        row = {"error": f"OOM (peak {torch.cuda.max_memory_allocated() / GIB:.1f} GiB)"}
+        log(f"{name}: {row['error']}")
+    except Exception as exc:  # one broken variant (a compile, a kernel library) must not cost the others' numbers
+        traceback.print_exc()
+        row = {"error": f"failed: {type(exc).__name__}", "failed": True}
+        log(f"{name}: {row['error']}: {exc}")
+    empty_cache()
+    return row
+
+
+def time_cuda(fn, iters: int, repeats: int = 5) -> float:
+    """Milliseconds per fn() with CUDA events: the median over `repeats` runs of `iters` calls, after 5 warm-up calls."""
+    import statistics
+
+    import torch
+
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        for _ in range(iters):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / iters)
+    return statistics.median(times)
+
+
+def dequant_share(log) -> None:
+    """One NF4 Linear4bit against a bf16 nn.Linear of the same shape, forward on DEQUANT_TOKENS x in_features bf16."""
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+    import torch
+
+    fan_in, fan_out = DEQUANT_SHAPE
+    torch.manual_seed(SEED)
+    dense = torch.nn.Linear(fan_in, fan_out, bias=False, dtype=torch.bfloat16)
+    q4 = bnb.nn.Linear4bit(fan_in, fan_out, bias=False, compute_dtype=torch.bfloat16, compress_statistics=True, quant_type="nf4")
+    q4.weight = bnb.nn.Params4bit(dense.weight.data.clone(), requires_grad=False, compress_statistics=True, quant_type="nf4")
+    q4, dense = q4.cuda(), dense.cuda()  # .cuda() quantizes the Params4bit
+    x = torch.randn(DEQUANT_TOKENS, fan_in, dtype=torch.bfloat16, device="cuda")
+    with torch.inference_mode():
+        ms_4bit = time_cuda(lambda: q4(x), DEQUANT_ITERS)
+        ms_dense = time_cuda(lambda: dense(x), DEQUANT_ITERS)
+        ms_deq = time_cuda(lambda: bnbf.dequantize_4bit(q4.weight.data, q4.weight.quant_state), DEQUANT_ITERS)
+    flops = 2 * DEQUANT_TOKENS * fan_in * fan_out
+    log(f"dequantization, one up_proj {fan_in}->{fan_out} on a {DEQUANT_TOKENS}x{fan_in} bf16 input "
+        f"(median of 5 x {DEQUANT_ITERS} calls):")
+    log(f"  Linear4bit NF4  {ms_4bit:.3f} ms ({flops / ms_4bit / 1e9:.0f} TFLOP/s)")
+    log(f"  nn.Linear bf16  {ms_dense:.3f} ms ({flops / ms_dense / 1e9:.0f} TFLOP/s)")
+    log(f"  dequantize_4bit  {ms_deq:.3f} ms alone = {100 * ms_deq / ms_4bit:.0f}% of the 4-bit forward")
+    log(f"  ratio 4-bit / bf16 = {ms_4bit / ms_dense:.2f}x ({ms_4bit - ms_dense:+.3f} ms a layer forward; "
+        f"a training step dequantizes each of the 7 x 36 weights twice, forward and backward)\n")
+
+
+# --- the parts -------------------------------------------------------------------------------------------------------
+
+def part_qwen(args, log=print) -> int:
+    import torch
+    from tabulate import tabulate
+
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.tiny:
+        log("part qwen: torch sees no CUDA device, and the 4B shape needs one; run with --tiny to check the control flow on CPU")
+        return 2
+    shape = TINY if args.tiny else QWEN3_4B
+    step = dict(TINY_STEP) if args.tiny else dict(batch_size=BATCH_SIZE, seq_len=SEQ_LEN, ce_chunk=CE_CHUNK)
+    for key in step:  # flags win
+        if getattr(args, key) is not None:
+            step[key] = getattr(args, key)
+    device = "cuda" if cuda else "cpu"
+    log(f"part qwen: {'tiny' if args.tiny else 'Qwen3-4B'}-shaped Qwen3, random weights, "
+        f"{'NF4 on ' + torch.cuda.get_device_name(0) if cuda else 'bf16 on CPU (no CUDA: 4-bit skipped, no memory or MFU figures)'}; "
+        f"batch {step['batch_size']} x {step['seq_len']} tokens, loss chunk {step['ce_chunk']}, "
+        f"{WARMUP_STEPS} warm-up + {args.steps} timed steps")
+
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        log(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+        return 2
+    if "fast+liger" in names:
+        try:
+            import liger_kernel  # noqa: F401
+        except ImportError:
+            log("fast+liger: skipped, liger_kernel is not installed (pip install liger-kernel)")
+            names.remove("fast+liger")
+        else:
+            names = [n for n in names if n != "fast+liger"] + ["fast+liger"]  # it patches classes for good: last
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        bitsandbytes = None
+    if cuda and bitsandbytes:  # first, on an idle GPU
+        dequant_share(log)
+    elif cuda and not bitsandbytes:
+        log("part qwen: bitsandbytes is not importable, and the 4-bit base needs it")
+        return 2
+    else:
+        log("dequantization: skipped, it needs CUDA for bitsandbytes' 4-bit")
+
+    folder = Path(tempfile.mkdtemp(prefix="qwen3-random-", dir=args.tmp_dir))
+    try:
+        started = time.perf_counter()
+        write_random_model(shape, folder, device)
+        bench = Bench(folder, quantized=cuda, ce_chunk=step["ce_chunk"])
+        log(f"random model written to {folder} in {time.perf_counter() - started:.0f}s")
+        batch = random_batch(shape["vocab_size"], step["batch_size"], step["seq_len"], device)
+        rows = {name: run_variant(name, bench, batch, WARMUP_STEPS, args.steps, log) for name in names}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    base = rows.get("plain", {}).get("tok_s")
+    table = []
+    for name, r in rows.items():
+        if "error" in r:
+            table.append([name, "-", "-", "-", "-", "-", "-", r["error"]])
+            continue
+        mfu = r["tok_s"] * 4 * r["n_base"] / PEAK_FLOPS if cuda else None
+        r["mfu"] = mfu
+        table.append([name, f"{r['tok_s']:,.0f}", f"{100 * mfu:.1f}" if cuda else "-",
+                      f"{r['peak_gib']:.2f}" if cuda else "-", f"{r['tok_s'] / base:.2f}x" if base else "-",
+                      f"{r['loss_first']:.4f}", f"{r['loss_last']:.4f}", r["note"]])
+    log("\n" + tabulate(table, headers=["variant", "tok/s", "MFU %", "peak GiB", "vs plain", "loss@1", "loss@last", "note"],
+                        disable_numparse=True))
+    n_base = next((r["n_base"] for r in rows.values() if "n_base" in r), 0)
+    log(f"(plain published before on this shape: {PUBLISHED_PLAIN}; MFU = tok/s * 4 * N_base / {PEAK_FLOPS:.3g}, "
+        f"N_base = {n_base:,} base parameters unquantized)")
+    firsts = [r["loss_first"] for r in rows.values() if "error" not in r]
+    if len(firsts) > 1:
+        spread = max(firsts) - min(firsts)
+        log(f"step-1 loss spread across variants: {spread:.4f} ({'ok' if spread <= 1e-2 else 'MORE than 1e-2: check the losses'})")
+    if cuda and not args.tiny:
+        for line in target_lines(rows):
+            log(line)
+    return 1 if any(r.get("failed") for r in rows.values()) else 0
+
+
+def target_lines(rows: dict) -> list[str]:
+    """Did lean and fast reach what they aim for?"""
+    def verdict(ok):
+        return "met" if ok else "MISSED"
+
+    out = []
+    plain, lean = rows.get("plain", {}), rows.get("lean", {})
+    if "tok_s" in lean:
+        ok = lean["peak_gib"] <= LEAN_MAX_GIB and ("tok_s" not in plain or lean["tok_s"] >= plain["tok_s"])
+        out.append(f"target lean: <= {LEAN_MAX_GIB:g} GiB and not slower than plain: {verdict(ok)} "
+                   f"({lean['peak_gib']:.2f} GiB, {lean['tok_s']:,.0f} tok/s)")
+    for name, r in rows.items():
+        if name.startswith("fast") and "tok_s" in r:
+            ok = r["mfu"] >= FAST_MIN_MFU and r["peak_gib"] <= FAST_MAX_GIB
+            out.append(f"target {name}: >= {100 * FAST_MIN_MFU:.0f}% MFU within {FAST_MAX_GIB:g} GiB: {verdict(ok)} "
+                       f"({100 * r['mfu']:.1f}%, {r['peak_gib']:.2f} GiB)")
+    return out
+
+
+def part_smollm(args, log=print) -> int:
+    """The project's recipe, as `python -m training` runs it, timed: default TrainConfig, shipped train and val splits."""
+    import torch
+
+    from evals.dataset import load_splits
+    from evals.policy import load_policy
+    from fixtures.base_model import pick_runtime, resolve_base_model
+    from fixtures.candidates import load_candidates
+    from training.build import trained_candidate_system
+    from training.config import TrainConfig
+    from training.recipe import train_adapter, trainable_line
+
+    if not torch.cuda.is_available():
+        log("part smollm: skipped, torch sees no CUDA device (the recipe takes ~15 minutes on this CPU)")
+        return 2
+    policy = load_policy()
+    splits = load_splits(policy)
+    system = trained_candidate_system({c.name: c for c in load_candidates(policy, splits["train"])})
+    ref = resolve_base_model(args.base_model, args.cache_dir or default_cache_dir())
+    runtime = pick_runtime()
+    cfg = TrainConfig()
+    log(f"part smollm: {ref.name} ({ref.path}) on {runtime.label}, {torch.cuda.get_device_name(0)}; "
+        f"{len(splits['train'])} train / {len(splits['val'])} val cases")
+    out_dir = Path(tempfile.mkdtemp(prefix="smollm-adapter-", dir=args.tmp_dir))
+    torch.cuda.reset_peak_memory_stats()
+    try:
+        started = time.perf_counter()
+        result = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=log)
+        wall = time.perf_counter() - started
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    seen = result.train_tokens * cfg.num_train_epochs
+    log(f"\nsmollm: wall {wall:.1f}s (train_adapter's own: {result.wall_time_s:.1f}s, model load and final eval included)")
+    log(f"  {result.steps} steps, {result.train_tokens:,} tokens/epoch x {cfg.num_train_epochs:g} epochs = {seen:,.0f} tokens, "
+        f"{seen / wall:,.0f} tok/s over the wall time")
+    log(f"  final train loss {result.train_loss[-1][1] if result.train_loss else float('nan'):.4f}, "
+        f"final val loss {result.val_loss[-1][1]:.4f}; peak {torch.cuda.max_memory_allocated() / GIB:.2f} GiB")
+    log(f"  {trainable_line(result.trainable_params, result.total_params)}")
+    return 0
+
+
+def default_cache_dir() -> Path:
+    """Where `python -m training` caches (platformdirs), or ~/.cache/router-evals where platformdirs is not installed."""
+    try:
+        from platformdirs import user_cache_path
+    except ImportError:
+        return Path.home() / ".cache" / "router-evals"
+    return user_cache_path("router-evals")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from fixtures.base_model import DEFAULT_NAME
+
+    p = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
+    p.add_argument("--part", choices=("qwen", "smollm", "all"), default="all", help="which benchmark to run")
+    p.add_argument("--steps", type=int, default=STEPS, help="timed steps per variant (after %d warm-up steps)" % WARMUP_STEPS)
+    p.add_argument("--tiny", action="store_true", help="a tiny Qwen3 shape instead of 4B; runs on CPU (no 4-bit there)")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS,
+                   help=f"comma-separated, from {','.join(VARIANTS)} (default {DEFAULT_VARIANTS})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"sequences per step (default {BATCH_SIZE}; --tiny {TINY_STEP['batch_size']})")
+    p.add_argument("--seq-len", type=int, default=None, help=f"tokens per sequence (default {SEQ_LEN}; --tiny {TINY_STEP['seq_len']})")
+    p.add_argument("--ce-chunk", type=int, default=None, help=f"tokens per chunk of the chunked loss (default {CE_CHUNK}; --tiny {TINY_STEP['ce_chunk']})")
+    p.add_argument("--tmp-dir", type=Path, default=None, help="where the random model and the adapter go (default: system temp)")
+    p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm part: local folder or the default name")
+    p.add_argument("--cache-dir", type=Path, default=None, help="smollm part: cache root (default: as python -m training)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' gradient_checkpointing_enable rename
+    warnings.filterwarnings("ignore", message=".*use_reentrant.*")  # plain keeps torch's default on purpose
+    import torch
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    for name in ("peft", "trl", "bitsandbytes"):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception as exc:  # bitsandbytes can fail to import for reasons other than absence
+            versions[name] = f"unavailable ({type(exc).__name__})"
+    print(", ".join(f"{k} {v}" for k, v in versions.items()))
+    rc = 0
+    if args.part in ("qwen", "all"):
+        rc = max(rc, part_qwen(args))
+    if args.part in ("smollm", "all"):
+        print()
+        rc = max(rc, part_smollm(args))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
