@@ -2,5 +2,6 @@ pytest_plugins = [
     "fixtures.options",
     "fixtures.plugin",
     "reports.plugin",
+    "evals.known_failures",
     "pytester",
 ]

@@ -1,4 +1,6 @@
-"""Golden snapshots: one readable JSON file per base model and candidate, under golden/<base model>/."""
+"""Golden snapshots: one readable JSON file per base model and candidate, under golden/<base model>@<runtime>/.
+
+The runtime (cpu-fp32, cuda-nf4-bf16) is part of the folder name: 4-bit and fp32 greedy decoding differ."""
 
 from __future__ import annotations
 
@@ -11,8 +13,12 @@ from evals.policy import DECISION_FIELDS
 GOLDEN_DIR = Path(__file__).parent.parent / "golden"
 
 
-def golden_extension(base_model: str) -> type[JSONSnapshotExtension]:
-    folder = GOLDEN_DIR / base_model.replace("/", "__")
+def golden_key(base_model: str, runtime_label: str) -> str:
+    return f"{base_model.replace('/', '__')}@{runtime_label}"
+
+
+def golden_extension(key: str) -> type[JSONSnapshotExtension]:
+    folder = GOLDEN_DIR / key
 
     class GoldenJSON(JSONSnapshotExtension):
         @classmethod

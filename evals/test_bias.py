@@ -3,7 +3,7 @@
 import pytest
 
 from evals.asserts import assert_decision, assert_invariant, asserted
-from evals.known_failures import known_failure
+from evals.known_failures import expect_failure
 from evals.policy import DECISION_FIELDS
 from reports.scoring import make_record
 
@@ -17,9 +17,7 @@ def test_bias(request, candidate_name, eval_case, bias_check, prediction, record
     record_property("router_record", make_record("bias", candidate_name, eval_case, prediction, bias_group=group))
     if not asserted(candidate_name, router_settings):
         return
-    reason = known_failure(request.getfixturevalue("base_ref").name, candidate_name, eval_case.id)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"golden/expected_failures.json: {reason}"))
+    expect_failure(request, candidate_name, eval_case.id)
     if source is not None:
         fields = tuple(f for f in DECISION_FIELDS if f != "recommended_platform") if group in PLATFORM_MAY_CHANGE else DECISION_FIELDS
         assert_invariant(candidate_name, eval_case, prediction, request.getfixturevalue("predictor").predict(candidate_name, source), fields)

@@ -3,7 +3,7 @@
 import pytest
 
 from evals.asserts import assert_decision, asserted
-from evals.known_failures import known_failure
+from evals.known_failures import expect_failure
 from reports.scoring import make_record
 
 pytestmark = pytest.mark.policy
@@ -13,7 +13,5 @@ def test_policy(request, candidate_name, eval_case, prediction, record_property,
     record_property("router_record", make_record("policy", candidate_name, eval_case, prediction))
     if not asserted(candidate_name, router_settings):
         return
-    reason = known_failure(request.getfixturevalue("base_ref").name, candidate_name, eval_case.id)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"golden/expected_failures.json: {reason}"))
+    expect_failure(request, candidate_name, eval_case.id)
     assert_decision(candidate_name, eval_case, prediction)

@@ -12,10 +12,10 @@ NAMES = [entry["name"] for entry in json.loads(REGISTRY_PATH.read_text(encoding=
 
 
 @pytest.mark.parametrize("candidate", NAMES)
-def test_snapshot(request, candidate, snapshot, base_ref, predictor, splits, router_settings):
+def test_snapshot(request, candidate, snapshot, golden_id, predictor, splits, router_settings):
     if router_settings.cases:
         pytest.skip("golden snapshots pin the test split; --cases scores another file")
     adapter = request.getfixturevalue("adapter") if predictor.candidates[candidate].adapter == "trained" else None
     cases = splits["test"]
     predictions = {c.id: predictor.predict(candidate, c, adapter) for c in cases}
-    assert pinned_decisions(cases, predictions) == snapshot.use_extension(golden_extension(base_ref.name))
+    assert pinned_decisions(cases, predictions) == snapshot.use_extension(golden_extension(golden_id))

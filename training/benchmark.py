@@ -444,8 +444,9 @@ def part_qwen(args, log=print) -> int:
     log("\n" + tabulate(table, headers=["variant", "tok/s", "MFU %", "peak GiB", "vs plain", "loss@1", "loss@last", "note"],
                         disable_numparse=True))
     n_base = next((r["n_base"] for r in rows.values() if "n_base" in r), 0)
-    log(f"(plain published before on this shape: {PUBLISHED_PLAIN}; MFU = tok/s * 4 * N_base / {PEAK_FLOPS:.3g}, "
-        f"N_base = {n_base:,} base parameters unquantized)")
+    log(f"MFU = tok/s * 4 * N_base / {PEAK_FLOPS:.3g}, N_base = {n_base:,} base parameters unquantized")
+    log(f"plain published before on this shape: {PUBLISHED_PLAIN}; plain here trains in train mode (checkpointing on); "
+        f"--variants plain-eval leaves it in eval mode, checkpointing off, which matched that figure")
     firsts = [r["loss_first"] for r in rows.values() if "error" not in r]
     if len(firsts) > 1:
         spread = max(firsts) - min(firsts)
@@ -534,10 +535,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="a tiny Qwen3 shape instead of 4B; runs on CPU (no 4-bit there)")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
                    help=f"comma-separated, from {','.join(VARIANTS)} (default {DEFAULT_VARIANTS})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"sequences per step (default {BATCH_SIZE}; --tiny {TINY_STEP['batch_size']})")
-    p.add_argument("--seq-len", type=int, default=None, help=f"tokens per sequence (default {SEQ_LEN}; --tiny {TINY_STEP['seq_len']})")
-    p.add_argument("--ce-chunk", type=int, default=None, help=f"tokens per chunk of the chunked loss (default {CE_CHUNK}; --tiny {TINY_STEP['ce_chunk']})")
-    p.add_argument("--tmp-dir", type=Path, default=None, help="where the random model and the adapter go (default: system temp)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"sequences per step (default {BATCH_SIZE}; --tiny {TINY_STEP['batch_size']})")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help=f"tokens per sequence (default {SEQ_LEN}; --tiny {TINY_STEP['seq_len']})")
+    p.add_argument("--ce-chunk", type=int, default=None,
+                   help=f"tokens per chunk of the chunked loss (default {CE_CHUNK}; --tiny {TINY_STEP['ce_chunk']})")
+    p.add_argument("--tmp-dir", type=Path, default=None,
+                   help="where the random model (8 GB for the 4B shape) and the adapter go (default: system temp)")
     p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm part: local folder or the default name")
     p.add_argument("--cache-dir", type=Path, default=None, help="smollm part: cache root (default: as python -m training)")
     return p.parse_args(argv)
