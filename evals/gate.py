@@ -28,9 +28,9 @@ def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
 
 
-def jaccard(a: str, b: str) -> float:
-    wa, wb = set(normalize(a).split()), set(normalize(b).split())
-    return len(wa & wb) / len(wa | wb) if wa | wb else 1.0
+def jaccard(a: set, b: set) -> float:
+    """Shared share of two word sets."""
+    return len(a & b) / len(a | b) if a | b else 1.0
 
 
 def duplicate_ids(splits: dict[str, list[Case]]) -> list[Problem]:
@@ -67,7 +67,7 @@ def leaks(splits: dict[str, list[Case]], settings: GateSettings = GateSettings()
             norm = normalize(case.request)
             words = set(norm.split())
             for other, other_norm, other_words in seen_cases:
-                score = len(words & other_words) / len(words | other_words) if words | other_words else 1.0
+                score = jaccard(words, other_words)
                 if norm == other_norm or score >= settings.leak_jaccard:
                     how = "equals" if norm == other_norm else f"is {score:.2f} similar (threshold {settings.leak_jaccard}) to"
                     problems.append(Problem(case.path, case.line, "request", f"{held_out} case {case.id!r} {how} {seen} case {other.id!r} at {other.where}"))

@@ -1,14 +1,12 @@
 """Every candidate's decisions on the test split, pinned in golden/ (update: pytest evals --snapshot-update)."""
 
-import json
-
 import pytest
 
 from evals.golden import golden_extension, pinned_decisions
-from fixtures.candidates import REGISTRY_PATH
+from fixtures.candidates import candidate_names
 
 pytestmark = pytest.mark.snapshot
-NAMES = [entry["name"] for entry in json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))]
+NAMES = candidate_names()
 
 
 @pytest.mark.parametrize("candidate", NAMES)
