@@ -71,9 +71,21 @@ class Policy:
         return [p for r in rule_ids for p in self.rule(r).violations(expected)]
 
 
+class PolicyError(ValueError):
+    pass
+
+
 def load_policy(path: Path | str = POLICY_PATH) -> Policy:
     path = Path(path)
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return _parse_policy(json.loads(path.read_text(encoding="utf-8")), path)
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from exc
+    except KeyError as exc:
+        raise PolicyError(f"{path}: missing field {exc.args[0]!r} (see the shipped evals/data/policy.json)") from exc
+
+
+def _parse_policy(raw: dict, path: Path) -> Policy:
     rules = tuple(
         Rule(
             id=r["id"],

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from evals.dataset import Case
+from fixtures.base_model import sha256_file
 
 MANIFEST = "manifest.json"  # written last: a folder without a valid one is not an adapter
 HISTORY = "history.jsonl"  # one line per adapter trained into this cache
@@ -79,8 +80,6 @@ def adapter_key(inputs: dict) -> str:
 
 
 def file_checksums(folder: Path) -> dict:
-    from fixtures.base_model import sha256_file
-
     return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
 
 
@@ -95,8 +94,6 @@ def check_adapter(folder: Path, key: str) -> str | None:
         return "manifest is not valid JSON"
     if manifest.get("key") != key:
         return "manifest is for another key"
-    from fixtures.base_model import sha256_file
-
     for name, digest in manifest.get("files", {}).items():
         path = folder / name
         if not path.is_file():

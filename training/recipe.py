@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +129,6 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         train_tokens=train_tokens,
         steps=trainer.state.global_step,
     )
-    import shutil
-
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     write_loss_curve(result, out_dir / "loss_curve.png")
     return result
