@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from fixtures.atomic import write_json_atomic
 
 EXPECTATIONS = Path(__file__).parent.parent / "golden" / "expected_failures.json"
 
@@ -22,7 +22,7 @@ def known_failure(golden_key: str, candidate: str, case_id: str, path: Path = EX
 
 def expect_failure(request, candidate: str, case_id: str) -> None:
     """Mark this eval a strict expected failure when golden/expected_failures.json lists it."""
-    if request.config.getoption("router_update_known_failures"):
+    if request.getfixturevalue("router_settings").update_known_failures:
         return
     reason = known_failure(request.getfixturevalue("golden_id"), candidate, case_id)
     if reason:
@@ -63,11 +63,7 @@ class KnownFailuresRecorder:
         key = golden_key(self.facts["base_model"], self.facts["device"])
         table = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
         table[key] = {c: dict(sorted(cases.items())) for c, cases in sorted(self.failures.items())}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".expected-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(table, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, table, sort_keys=True)
 
 
 def pytest_configure(config) -> None:

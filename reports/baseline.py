@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
+from fixtures.atomic import write_json_atomic
 from reports.scoring import METRICS, score
 
 BASELINE_PATH = Path(__file__).parent / "baseline.json"
@@ -31,8 +29,4 @@ def regressions(current: dict, baseline: dict, tolerance: float) -> list[str]:
 
 def write_baseline(current: dict, base_model: str, n: int, path: Path = BASELINE_PATH) -> None:
     data = {"candidate": "fine-tuned", "split": "test", "base_model": base_model, "n": n, "fields": current}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".baseline-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data)

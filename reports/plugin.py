@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from fixtures.atomic import write_atomic
 
 RECORD = "router_record"
 RUN = "router_run"
@@ -113,15 +114,3 @@ def shown(path: Path, config: pytest.Config) -> str:
         return str(path.relative_to(config.invocation_params.dir))
     except ValueError:
         return str(path)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename over the target: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

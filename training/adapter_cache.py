@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from evals.dataset import Case
+from fixtures.atomic import write_json_atomic
 from fixtures.base_model import sha256_file
 
 MANIFEST = "manifest.json"  # written last: a folder without a valid one is not an adapter
@@ -143,7 +144,7 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
                 **facts,
                 "files": file_checksums(tmp),
             }
-            _write_json_atomic(tmp / MANIFEST, manifest)
+            write_json_atomic(tmp / MANIFEST, manifest)
             if folder.exists():
                 trash = Path(tempfile.mkdtemp(prefix=".old-", dir=cache_root))
                 os.replace(folder, trash / "adapter")
@@ -154,10 +155,3 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return AdapterInfo(folder, key, manifest, trained_now=True)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
