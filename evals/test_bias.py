@@ -20,5 +20,5 @@ def test_bias(request, candidate_name, eval_case, bias_check, prediction, record
     expect_failure(request, candidate_name, eval_case.id)
     if source is not None:
         fields = tuple(f for f in DECISION_FIELDS if f != "recommended_platform") if group in PLATFORM_MAY_CHANGE else DECISION_FIELDS
-        assert_invariant(candidate_name, eval_case, prediction, request.getfixturevalue("predictor").predict(candidate_name, source), fields)
+        assert_invariant(candidate_name, eval_case, prediction, request.getfixturevalue("predict_cases")(candidate_name, [source])[source.id], fields)
     assert_decision(candidate_name, eval_case, prediction)

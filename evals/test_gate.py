@@ -9,12 +9,11 @@ from reports.baseline import BASELINE_PATH, accuracies, regressions, write_basel
 pytestmark = pytest.mark.gate
 
 
-def test_fine_tuned_holds_the_baseline(predictor, adapter, splits, router_settings, golden_id):
+def test_fine_tuned_holds_the_baseline(predict_cases, splits, router_settings, golden_id):
     if router_settings.cases:
         pytest.skip("the baseline is for the test split; --cases scores another file")
     cases = splits["test"]
-    predictions = {c.id: predictor.predict("fine-tuned", c, adapter) for c in cases}
-    current = accuracies(cases, predictions)
+    current = accuracies(cases, predict_cases("fine-tuned", cases))
     if router_settings.update_baseline:
         write_baseline(current, golden_id, len(cases))
         pytest.skip(f"--update-baseline: wrote {BASELINE_PATH}")

@@ -10,10 +10,8 @@ NAMES = candidate_names()
 
 
 @pytest.mark.parametrize("candidate", NAMES)
-def test_snapshot(request, candidate, snapshot, golden_id, predictor, splits, router_settings):
+def test_snapshot(candidate, snapshot, golden_id, predict_cases, splits, router_settings):
     if router_settings.cases:
         pytest.skip("golden snapshots pin the test split; --cases scores another file")
-    adapter = request.getfixturevalue("adapter") if predictor.candidates[candidate].adapter == "trained" else None
     cases = splits["test"]
-    predictions = {c.id: predictor.predict(candidate, c, adapter) for c in cases}
-    assert pinned_decisions(cases, predictions) == snapshot.use_extension(golden_extension(golden_id))
+    assert pinned_decisions(cases, predict_cases(candidate, cases)) == snapshot.use_extension(golden_extension(golden_id))
