@@ -1,4 +1,4 @@
-"""Golden snapshots: one readable JSON file per base model and candidate, under golden/<base model>@<runtime>/.
+"""Golden snapshots: one readable JSON file per base model and candidate, under <golden dir>/<base model>@<runtime>/.
 
 The runtime (cpu-fp32, cuda-nf4-bf16) is part of the folder name: 4-bit and fp32 greedy decoding differ."""
 
@@ -10,16 +10,11 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from evals.policy import DECISION_FIELDS
 
-GOLDEN_DIR = Path(__file__).parent.parent / "golden"
-
-
 def golden_key(base_model: str, runtime_label: str) -> str:
     return f"{base_model.replace('/', '__')}@{runtime_label}"
 
 
-def golden_extension(key: str) -> type[JSONSnapshotExtension]:
-    folder = GOLDEN_DIR / key
-
+def golden_extension(folder: Path) -> type[JSONSnapshotExtension]:
     class GoldenJSON(JSONSnapshotExtension):
         @classmethod
         def dirname(cls, *, test_location) -> str:

@@ -1,4 +1,6 @@
-"""Cases a candidate is known to get wrong, per base model and runtime: run as strict expected failures."""
+"""Cases a candidate is known to get wrong, per base model and runtime: run as strict expected failures.
+
+They live in <golden dir>/expected_failures.json as {base model@runtime: {candidate: {case id: what goes wrong}}}."""
 
 from __future__ import annotations
 
@@ -9,24 +11,21 @@ import pytest
 
 from fixtures.atomic import write_json_atomic
 
-EXPECTATIONS = Path(__file__).parent.parent / "golden" / "expected_failures.json"
+FILENAME = "expected_failures.json"
 
 
-def known_failure(golden_key: str, candidate: str, case_id: str, path: Path = EXPECTATIONS) -> str | None:
-    """The documented reason when (base model@runtime, candidate, case) is expected to fail, else None."""
-    if not path.is_file():
-        return None
-    table = json.loads(path.read_text(encoding="utf-8"))
-    return table.get(golden_key, {}).get(candidate, {}).get(case_id)
+def read_table(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def expect_failure(request, candidate: str, case_id: str) -> None:
-    """Mark this eval a strict expected failure when golden/expected_failures.json lists it."""
-    if request.getfixturevalue("router_settings").update_known_failures:
+    """Mark this eval a strict expected failure when the expected failures list it."""
+    settings = request.getfixturevalue("router_settings")
+    if settings.update_known_failures:
         return
-    reason = known_failure(request.getfixturevalue("golden_id"), candidate, case_id)
+    reason = read_table(settings.golden_dir / FILENAME).get(request.getfixturevalue("golden_id"), {}).get(candidate, {}).get(case_id)
     if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"golden/expected_failures.json: {reason}"))
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{FILENAME}: {reason}"))
 
 
 def describe(record: dict) -> str:
@@ -39,14 +38,20 @@ def describe(record: dict) -> str:
     return "; ".join(f"{f}: {got.get(f)!r} for {record['expected'][f]!r}" if f in record["expected"] else f for f in wrong)
 
 
-class KnownFailuresRecorder:
-    """With --update-known-failures: collect every failing eval (via its router_record) and rewrite this
-    run's entry of golden/expected_failures.json at the end. Controller only, like the scorecard."""
+class KnownFailures:
+    """Controller-side, like the scorecard. With --update-known-failures: collect every failing eval (via its
+    router_record) and rewrite this run's entry at the end. Otherwise: say so when this run's base model@runtime
+    has no entry, since every miss then fails instead of being expected."""
 
-    def __init__(self, path: Path = EXPECTATIONS):
-        self.path = path
+    def __init__(self, path: Path, update: bool):
+        self.path, self.update = path, update
         self.failures: dict[str, dict[str, str]] = {}
         self.facts: dict = {}
+
+    def key(self) -> str | None:
+        from evals.golden import golden_key
+
+        return golden_key(self.facts["base_model"], self.facts["device"]) if self.facts.get("base_model") else None
 
     def pytest_runtest_logreport(self, report) -> None:
         props = dict(report.user_properties)
@@ -56,16 +61,31 @@ class KnownFailuresRecorder:
             self.failures.setdefault(record["candidate"], {})[record["case_id"]] = describe(record)
 
     def pytest_sessionfinish(self, session) -> None:
-        from evals.golden import golden_key
-
-        if not self.facts.get("base_model"):
+        if not self.update or self.key() is None:
             return
-        key = golden_key(self.facts["base_model"], self.facts["device"])
-        table = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
-        table[key] = {c: dict(sorted(cases.items())) for c, cases in sorted(self.failures.items())}
+        table = read_table(self.path)
+        table[self.key()] = {c: dict(sorted(cases.items())) for c, cases in sorted(self.failures.items())}
         write_json_atomic(self.path, table, sort_keys=True)
 
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        key = self.key()
+        if self.update and key:
+            n = sum(map(len, self.failures.values()))
+            terminalreporter.write_line(f"expected failures: {n} recorded for {key} in {self.path}")
+        elif key and self.failures and key not in read_table(self.path):
+            terminalreporter.write_line(
+                f"expected failures: {self.path} has no entry for {key}, so every miss fails; "
+                "record this model and runtime's misses with --update-known-failures"
+            )
 
+
+@pytest.hookimpl(trylast=True)  # after fixtures.options has stashed the settings
 def pytest_configure(config) -> None:
-    if config.getoption("router_update_known_failures", False) and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(KnownFailuresRecorder(), "router-known-failures")
+    if hasattr(config, "workerinput"):
+        return
+    from fixtures.options import SETTINGS
+
+    settings = config.stash.get(SETTINGS, None)
+    if settings is not None:
+        config.pluginmanager.register(KnownFailures(settings.golden_dir / FILENAME, settings.update_known_failures),
+                                      "router-known-failures")

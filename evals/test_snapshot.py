@@ -14,4 +14,4 @@ def test_snapshot(candidate, snapshot, golden_id, predict_cases, splits, router_
     if router_settings.cases:
         pytest.skip("golden snapshots pin the test split; --cases scores another file")
     cases = splits["test"]
-    assert pinned_decisions(cases, predict_cases(candidate, cases)) == snapshot.use_extension(golden_extension(golden_id))
+    assert pinned_decisions(cases, predict_cases(candidate, cases)) == snapshot.use_extension(golden_extension(router_settings.golden_dir / golden_id))

@@ -70,14 +70,12 @@ class ScorecardPlugin:
         self.reports_dir = reports_dir(self.config)  # resolved now: Settings is stashed by another plugin's pytest_configure
         records = [r for rs in self.records.values() for r in rs]
         facts = merge_facts(f for fs in self.facts.values() for f in fs)
-        self.reports_dir.mkdir(parents=True, exist_ok=True)
         curve = Path((facts.get("adapter") or {}).get("loss_curve") or "")
         if curve.is_file():  # next to the markdown, so the link works wherever the report is read
             write_atomic(self.reports_dir / "loss_curve.png", curve.read_bytes())
             facts["adapter"]["loss_curve"] = str(self.reports_dir / "loss_curve.png")
         self.summary = summarize(records, facts, self.load_baseline())
         md = render_markdown(self.summary, md_dir=self.reports_dir)
-        self.reports_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.reports_dir / "scorecard.json", json.dumps(self.summary, indent=2, sort_keys=True, default=str).encode())
         write_atomic(self.reports_dir / "scorecard.png", render_png(self.summary))
         write_atomic(self.reports_dir / "scorecard.md", md.encode())
