@@ -10,6 +10,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from evals.policy import DECISION_FIELDS
 
+
 def golden_key(base_model: str, runtime_label: str) -> str:
     return f"{base_model.replace('/', '__')}@{runtime_label}"
 

@@ -65,7 +65,12 @@ class ScorecardPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.records:
             return
-        from reports.scorecard import merge_facts, render_markdown, render_png, summarize
+        from reports.scorecard import (
+            merge_facts,
+            render_markdown,
+            render_png,
+            summarize,
+        )
 
         self.reports_dir = reports_dir(self.config)  # resolved now: Settings is stashed by another plugin's pytest_configure
         records = [r for rs in self.records.values() for r in rs]
