@@ -53,3 +53,16 @@ def test_a_bad_ini_batch_size_is_a_usage_error(pytester):
     result = pytester.runpytest()
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*router_batch_size_cuda: expected 'auto' or a positive integer, got 'lots'*"])
+
+
+def test_choose_batch_size_takes_the_ini_value_and_fits_only_on_cuda_auto(monkeypatch):
+    from types import SimpleNamespace
+
+    import fixtures.batch_size as batch_size
+
+    monkeypatch.setattr(batch_size, "cuda_batch_size", lambda model, tokenizer, fixed, new: 128)
+    cpu = SimpleNamespace(runtime=SimpleNamespace(device="cpu"), model=None, tokenizer=None)
+    cuda = SimpleNamespace(runtime=SimpleNamespace(device="cuda"), model=None, tokenizer=None)
+    assert batch_size.choose_batch_size(cpu, "prompt", 128, cpu=8, cuda=None) == 8
+    assert batch_size.choose_batch_size(cuda, "prompt", 128, cpu=8, cuda=64) == 64
+    assert batch_size.choose_batch_size(cuda, "prompt", 128, cpu=8, cuda=None) == 128
