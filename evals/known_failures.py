@@ -20,10 +20,9 @@ def read_table(path: Path) -> dict:
 
 def expect_failure(request, candidate: str, case_id: str) -> None:
     """Mark this eval a strict expected failure when the expected failures list it."""
-    settings = request.getfixturevalue("router_settings")
-    if settings.update_known_failures:
+    if request.getfixturevalue("router_settings").update_known_failures:
         return
-    reason = read_table(settings.golden_dir / FILENAME).get(request.getfixturevalue("golden_id"), {}).get(candidate, {}).get(case_id)
+    reason = request.getfixturevalue("expected_failures").get(candidate, {}).get(case_id)
     if reason:
         request.applymarker(pytest.mark.xfail(strict=True, reason=f"{FILENAME}: {reason}"))
 
