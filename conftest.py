@@ -2,6 +2,6 @@ pytest_plugins = [
     "fixtures.options",
     "fixtures.plugin",
     "reports.plugin",
-    "evals.known_failures",
+    "evals.expectations",
     "pytester",
 ]

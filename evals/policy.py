@@ -45,6 +45,7 @@ class Policy:
     rules: tuple[Rule, ...]
     short_system_prompt: str
     source: str
+    must_pass: tuple = ()  # invariants as data (evals/must_pass.py judges them)
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -106,4 +107,5 @@ def _parse_policy(raw: dict, path: Path) -> Policy:
         rules=rules,
         short_system_prompt=raw["short_system_prompt"],
         source=str(path),
+        must_pass=tuple(raw.get("must_pass", ())),
     )

@@ -17,6 +17,7 @@ from fixtures.atomic import write_atomic
 
 RECORD = "router_record"
 RUN = "router_run"
+GATE = "router_gate"
 SCORECARD = pytest.StashKey["ScorecardPlugin"]()
 
 
@@ -47,13 +48,16 @@ class ScorecardPlugin:
         self.config = config
         self.records: dict[str, list[dict]] = {}  # nodeid -> its router_record values, latest phase wins
         self.facts: dict[str, list[dict]] = {}  # nodeid -> its router_run values, in arrival order
+        self.gate: dict | None = None  # the merge gate's verdict (evals/test_gate.py)
         self.reports_dir: Path | None = None
         self.summary: dict | None = None
         self.written: Path | None = None
-        self.notes: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Every phase carries the test's user_properties so far; a later phase sees a superset.
+        gate = [value for name, value in report.user_properties if name == GATE]
+        if gate:
+            self.gate = gate[-1]
         records = [value for name, value in report.user_properties if name == RECORD]
         facts = [value for name, value in report.user_properties if name == RUN]
         if records:
@@ -63,7 +67,7 @@ class ScorecardPlugin:
             self.facts[report.nodeid] = facts
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.records:
+        if not self.records and self.gate is None:
             return
         from reports.scorecard import (
             merge_facts,
@@ -75,11 +79,12 @@ class ScorecardPlugin:
         self.reports_dir = reports_dir(self.config)  # resolved now: Settings is stashed by another plugin's pytest_configure
         records = [r for rs in self.records.values() for r in rs]
         facts = merge_facts(f for fs in self.facts.values() for f in fs)
-        curve = Path((facts.get("adapter") or {}).get("loss_curve") or "")
-        if curve.is_file():  # next to the markdown, so the link works wherever the report is read
+        first = next(iter((facts.get("adapters") or {}).values()), {})
+        curve = Path(first.get("loss_curve") or "")
+        if curve.is_file():  # next to the markdown, so the link works wherever the report is read (first seed's)
             write_atomic(self.reports_dir / "loss_curve.png", curve.read_bytes())
-            facts["adapter"]["loss_curve"] = str(self.reports_dir / "loss_curve.png")
-        self.summary = summarize(records, facts, self.load_baseline())
+            facts["loss_curve"] = str(self.reports_dir / "loss_curve.png")
+        self.summary = summarize(records, facts, self.gate)
         md = render_markdown(self.summary, md_dir=self.reports_dir)
         write_atomic(self.reports_dir / "scorecard.json", json.dumps(self.summary, indent=2, sort_keys=True, default=str).encode())
         write_atomic(self.reports_dir / "scorecard.png", render_png(self.summary))
@@ -90,23 +95,13 @@ class ScorecardPlugin:
             with open(step_summary, "a", encoding="utf-8") as f:
                 f.write(md)
 
-    def load_baseline(self) -> dict:
-        path = self.reports_dir / "baseline.json"
-        if not path.exists():
-            return {}
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            self.notes.append(f"{path}: unreadable ({e}); compared against no baseline. Fix it or rewrite it with --update-baseline.")
-            return {}
-
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.summary is None:
             return
         from reports.scorecard import render_text
 
         terminalreporter.write_sep("-", "router scorecard")
-        for line in [*render_text(self.summary), *self.notes]:
+        for line in render_text(self.summary):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"scorecard: {shown(self.written, terminalreporter.config)}")
 

@@ -45,16 +45,31 @@ def tally(k: int, n: int) -> dict:
     return {"k": k, "n": n, "rate": k / n if n else None, "low": low, "high": high}
 
 
-def summarize(records: list[dict], facts: dict, baseline: dict) -> dict:
+def run_tally(rows: list[dict], metric: str) -> dict:
+    """A metric over one candidate's records: pooled over its runs (seeds), with each run's rate and their band."""
+    by_run: dict = {}
+    for r in rows:
+        cell_ = by_run.setdefault(r.get("run", "main"), [0, 0])
+        cell_[0] += bool(r["scores"].get(metric))
+        cell_[1] += 1
+    k, n = sum(v[0] for v in by_run.values()), sum(v[1] for v in by_run.values())
+    rates = [v[0] / v[1] for v in by_run.values() if v[1]]
+    out = tally(k, n)
+    out.update(runs=len(by_run), min=min(rates) if rates else None, max=max(rates) if rates else None,
+               per_run={run: v[0] for run, v in sorted(by_run.items())}, n_per_run=max((v[1] for v in by_run.values()), default=0))
+    return out
+
+
+def summarize(records: list[dict], facts: dict, gate: dict | None = None) -> dict:
     """Everything the scorecard shows, as plain JSON-able data."""
-    records = sorted(records, key=lambda r: (r["suite"], r["split"], r["candidate"], r["case_id"], r.get("bias_group") or ""))
+    records = sorted(records, key=lambda r: (r["suite"], r["split"], r["candidate"], r["case_id"], r.get("bias_group") or "", r.get("run", "main")))
     policy = [r for r in records if r["suite"] == "policy"]
     bias = [r for r in records if r["suite"] == "bias"]
     candidates = candidate_order(r["candidate"] for r in records)
     splits = sorted({r["split"] for r in policy}, key=lambda s: (s != "test", s))
     accuracy = {
         split: {
-            cand: {m: tally(sum(bool(r["scores"].get(m)) for r in rows), len(rows)) for m in METRICS}
+            cand: {m: run_tally(rows, m) for m in METRICS}
             for cand in candidates
             if (rows := [r for r in policy if r["split"] == split and r["candidate"] == cand])
         }
@@ -62,14 +77,41 @@ def summarize(records: list[dict], facts: dict, baseline: dict) -> dict:
     }
     return {
         "candidates": candidates,
+        "runs": {c: sorted({r.get("run", "main") for r in records if r["candidate"] == c}) for c in candidates},
         "accuracy": accuracy,
+        "stability": stability(policy, candidates),
         "paired": paired_tests(policy, candidates, splits),
         "rules": exact_by_group(policy, lambda r: r.get("rules") or ["(no rule)"]),
         "bias": exact_by_group(bias, lambda r: [r.get("bias_group") or "(ungrouped)"]),
-        "baseline": baseline_delta(accuracy, baseline),
+        "gate": gate,
         "failures": failures(records, candidates),
         "run": facts,
     }
+
+
+def case_states(rows: list[dict]) -> dict:
+    """{(split, case id): 'right' | 'wrong' | 'unstable'} over a candidate's runs (exact match)."""
+    seen: dict = {}
+    for r in rows:
+        seen.setdefault((r["split"], r["case_id"]), []).append(bool(r["scores"].get("exact")))
+    return {key: "right" if all(v) else "wrong" if not any(v) else "unstable" for key, v in seen.items()}
+
+
+def stability(policy: list[dict], candidates: list[str]) -> dict:
+    """Per candidate with more than one run: how many cases every seed got right, none did, or the seeds split on."""
+    out = {}
+    for cand in candidates:
+        rows = [r for r in policy if r["candidate"] == cand]
+        if len({r.get("run", "main") for r in rows}) < 2:
+            continue
+        states = case_states(rows)
+        out[cand] = {
+            "stable_right": sum(v == "right" for v in states.values()),
+            "stable_wrong": sum(v == "wrong" for v in states.values()),
+            "unstable": sorted(f"{cid}" if split == "test" else f"{split}:{cid}" for (split, cid), v in states.items() if v == "unstable"),
+            "n": len(states),
+        }
+    return out
 
 
 def paired_tests(policy: list[dict], candidates: list[str], splits: list[str]) -> list[dict] | None:
@@ -78,10 +120,7 @@ def paired_tests(policy: list[dict], candidates: list[str], splits: list[str]) -
         return None
     out = []
     for split in splits:
-        exact = {
-            cand: {r["case_id"]: bool(r["scores"].get("exact")) for r in policy if r["split"] == split and r["candidate"] == cand}
-            for cand in candidates
-        }
+        exact = {cand: majority_exact([r for r in policy if r["split"] == split and r["candidate"] == cand]) for cand in candidates}
         mine = exact[FINE_TUNED]
         for other in candidates:
             theirs = exact[other]
@@ -99,6 +138,14 @@ def paired_tests(policy: list[dict], candidates: list[str], splits: list[str]) -
     return out
 
 
+def majority_exact(rows: list[dict]) -> dict:
+    """{case id: exact match by a majority of the candidate's runs} (one run: that run)."""
+    votes: dict = {}
+    for r in rows:
+        votes.setdefault(r["case_id"], []).append(bool(r["scores"].get("exact")))
+    return {cid: sum(v) * 2 > len(v) for cid, v in votes.items()}
+
+
 def exact_by_group(records: list[dict], groups_of) -> dict:
     """{group: {candidate: {k, n}}} of exact matches; a record counts once in each of its groups."""
     out: dict = {}
@@ -108,21 +155,6 @@ def exact_by_group(records: list[dict], groups_of) -> dict:
             cell["k"] += bool(r["scores"].get("exact"))
             cell["n"] += 1
     return {group: out[group] for group in sorted(out)}
-
-
-def baseline_delta(accuracy: dict, baseline: dict) -> dict | None:
-    """The baseline candidate's field accuracies now against reports/baseline.json; None when there is no baseline."""
-    if not baseline or not baseline.get("fields"):
-        return None
-    cand, split = baseline.get("candidate", FINE_TUNED), baseline.get("split", "test")
-    now = accuracy.get(split, {}).get(cand)
-    fields = {}
-    for field, before in baseline["fields"].items():
-        rate = now[field]["rate"] if now and field in now else None
-        delta = None if rate is None else round((rate - before) * 100, 1)
-        fields[field] = {"baseline": before, "now": rate, "delta_pp": delta}
-    return {"candidate": cand, "split": split, "n": baseline.get("n"), "base_model": baseline.get("base_model"),
-            "scored": now is not None, "fields": fields}
 
 
 def failures(records: list[dict], candidates: list[str]) -> dict:
@@ -138,7 +170,7 @@ def failures(records: list[dict], candidates: list[str]) -> dict:
         counts[cand]["parse_kinds"] = dict(sorted(Counter(r["parse_kind"] for r in mine if r["parse_kind"] != "ok").items()))
     cases = [
         {
-            "case_id": r["case_id"], "suite": r["suite"], "split": r["split"], "bias_group": r.get("bias_group"),
+            "case_id": r["case_id"], "run": r.get("run", "main"), "suite": r["suite"], "split": r["split"], "bias_group": r.get("bias_group"),
             "fields": [f for f in DECISION_FIELDS if not r["scores"].get(f)],
             "expected": r["expected"], "got": r["got"], "parse_kind": r["parse_kind"], "raw": r.get("raw", ""),
         }
@@ -176,6 +208,9 @@ def pct(rate: float | None) -> str:
 
 
 def fmt_tally(t: dict) -> str:
+    if t.get("runs", 1) > 1:
+        return (f"{pct(t['rate'])} mean of {t['runs']} seeds (min–max {pct(t['min'])}–{pct(t['max'])}; "
+                f"{'/'.join(str(k) for k in t['per_run'].values())} of {t['n_per_run']})")
     return f"{t['k']}/{t['n']} ({pct(t['rate'])}) [{t['low'] * 100:.1f}–{t['high'] * 100:.1f}]"
 
 
@@ -198,11 +233,12 @@ def decision_text(decision: dict | None, fields: list[str]) -> str:
 def render_markdown(summary: dict, md_dir: str | os.PathLike | None = None) -> str:
     """GitHub-flavoured markdown. Links (chart, loss curve) are relative to md_dir, where the .md file lives."""
     parts = ["# Router scorecard", f"![field accuracy per candidate]({PNG_NAME})"]
+    parts += gate_section(summary.get("gate"))
     parts += accuracy_section(summary)
+    parts += stability_section(summary.get("stability") or {})
     parts += paired_section(summary)
     parts += group_section("Exact match per rule (policy cases)", "rule", summary["rules"], summary["candidates"])
     parts += group_section("Bias checks (pass = all four fields right)", "bias check", summary["bias"], summary["candidates"])
-    parts += baseline_section(summary["baseline"])
     parts += failures_section(summary["failures"], summary["candidates"])
     parts += run_section(summary["run"], md_dir)
     return "\n\n".join(parts) + "\n"
@@ -237,22 +273,26 @@ def group_section(title: str, label: str, groups: dict, candidates: list[str]) -
     return [f"## {title}", table([label, *map(cell, candidates)], rows)]
 
 
-def arrow(delta: float | None) -> str:
-    if delta is None:
-        return "—"
-    return f"▲ +{delta:.1f} pp" if delta > 0 else f"▼ −{-delta:.1f} pp" if delta < 0 else "＝ 0.0 pp"
+def gate_section(gate: dict | None) -> list[str]:
+    from reports.verdict_render import text
+
+    head = "## Merge gate"
+    if gate is None:
+        return [head, "The gate did not run (`pytest evals -m gate`)."]
+    lines = text(gate, limit=1000)
+    return [head, f"**{'PASS' if gate['ok'] else 'FAIL'}**: {cell(gate['headline'])}",
+            "\n".join(f"- {cell(line.strip())}" for line in lines[1:])]
 
 
-def baseline_section(delta: dict | None) -> list[str]:
-    head = "## Against reports/baseline.json"
-    if delta is None:
-        return [head, "No baseline yet (`--update-baseline` writes one)."]
-    model = f", base model `{cell(delta['base_model'])}`" if delta.get("base_model") else ""
-    about = f"Baseline: `{cell(delta['candidate'])}` on split `{cell(delta['split'])}`, n = {delta['n']}{model}."
-    if not delta["scored"]:
-        return [head, about + " This run did not score that candidate on that split: no comparison."]
-    rows = [[f, pct(d["baseline"]), pct(d["now"]), arrow(d["delta_pp"])] for f, d in delta["fields"].items()]
-    return [head, about, table(["field", "baseline", "now", "change"], rows)]
+def stability_section(stab: dict) -> list[str]:
+    if not stab:
+        return []
+    rows = [[cell(c), str(v["stable_right"]), str(v["stable_wrong"]), str(len(v["unstable"])), str(v["n"])] for c, v in stab.items()]
+    out = ["## Stability across seeds (exact match)", table(["candidate", "stable right", "stable wrong", "unstable", "cases"], rows)]
+    for c, v in stab.items():
+        if v["unstable"]:
+            out.append(f"Unstable for `{cell(c)}` (the seeds disagree): " + ", ".join(f"`{cell(x)}`" for x in v["unstable"]))
+    return out
 
 
 def failures_section(fails: dict, candidates: list[str]) -> list[str]:
@@ -271,6 +311,7 @@ def failures_section(fails: dict, candidates: list[str]) -> list[str]:
     rows = []
     for f in fails["cases"]:
         where = f"bias: {f['bias_group']}" if f["suite"] == "bias" else f"{f['suite']}/{f['split']}"
+        where += "" if f.get("run", "main") == "main" else f" ({f['run']})"
         got = decision_text(f["got"], f["fields"]) if f["got"] is not None else "no JSON: " + text_cell(f["raw"], 60)
         parse = "" if f["parse_kind"] == "ok" else f["parse_kind"]
         rows.append([cell(f["case_id"]), cell(where), ", ".join(f["fields"]), decision_text(f["expected"], f["fields"]), got, parse])
@@ -279,23 +320,20 @@ def failures_section(fails: dict, candidates: list[str]) -> list[str]:
 
 def run_section(facts: dict, md_dir) -> list[str]:
     out = ["## Run"]
-    a = facts.get("adapter")
-    if a:
-        rows = [["cache key", f"`{cell(str(a.get('key', '?'))[:12])}`"],
-                ["status", "trained now" if a.get("trained_now") else "reused from cache"]]
-        if a.get("wall_time_s") is not None:
-            rows.append(["train time", f"{a['wall_time_s']:.1f} s"])
-        if a.get("trainable_params") and a.get("total_params"):
-            share = a["trainable_params"] / a["total_params"] * 100
-            rows.append(["trainable parameters", f"{a['trainable_params']:,} of {a['total_params']:,} ({share:.2f}%)"])
-        for key, label in (("final_train_loss", "final train loss"), ("final_val_loss", "final val loss")):
-            if a.get(key) is not None:
-                rows.append([label, f"{a[key]:.4f}"])
-        if a.get("loss_curve"):
-            rows.append(["loss curve", f"[loss curve]({link(a['loss_curve'], md_dir)})"])
-        out += ["### Adapter", table(["adapter", "value"], rows)]
+    adapters = facts.get("adapters") or {}
+    if adapters:
+        rows = []
+        for seed, a in adapters.items():
+            share = f"{a['trainable_params'] / a['total_params'] * 100:.2f}%" if a.get("trainable_params") and a.get("total_params") else "—"
+            rows.append([cell(seed), f"`{cell(str(a.get('key', '?'))[:12])}`", f"`{cell(str(a.get('weights', '?'))[7:19])}`",
+                         "trained now" if a.get("trained_now") else "cached",
+                         "—" if a.get("wall_time_s") is None else f"{a['wall_time_s']:.1f} s",
+                         "—" if a.get("final_val_loss") is None else f"{a['final_val_loss']:.4f}", share])
+        out += ["### Adapters (one per seed)", table(["seed", "key", "weights", "status", "train time", "final val loss", "trainable"], rows)]
+        if facts.get("loss_curve"):
+            out.append(f"[loss curve]({link(facts['loss_curve'], md_dir)})")
     else:
-        out += ["### Adapter", "No adapter in this run."]
+        out += ["### Adapters", "No adapter in this run."]
     model = [[label, cell(facts[key])] for key, label in
              (("base_model", "base model"), ("base_identity", "base identity"), ("device", "device")) if key in facts]
     if model:
@@ -360,7 +398,12 @@ def render_text(summary: dict) -> list[str]:
         for cand, t in by_cand.items():
             ex = t["exact"]
             fields = " ".join(f"{SHORT.get(m, m)} {pct(t[m]['rate'])}" for m in METRICS if m != "exact")
-            lines.append(f"{cand:<{width}} [{split}] exact {ex['k']}/{ex['n']} ({pct(ex['rate'])}) | {fields}")
+            band = f" (seeds {pct(ex['min'])}–{pct(ex['max'])})" if ex.get("runs", 1) > 1 else ""
+            lines.append(f"{cand:<{width}} [{split}] exact {ex['k']}/{ex['n']} ({pct(ex['rate'])}){band} | {fields}")
+    for cand, v in (summary.get("stability") or {}).items():
+        lines.append(f"{cand}: {v['stable_right']} stable right, {v['stable_wrong']} stable wrong, {len(v['unstable'])} unstable of {v['n']}")
+    if summary.get("gate"):
+        lines.append(f"merge gate: {summary['gate']['headline']}")
     for t in summary["paired"] or []:
         verdict = "significant" if t["significant"] else "not significant"
         lines.append(f"{FINE_TUNED} vs {t['other']} [{t['split']}]: +{t['only_fine_tuned']}/-{t['only_other']} cases, p = {t['p']:.4f} ({verdict})")

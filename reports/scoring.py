@@ -14,16 +14,26 @@ def score(expected: dict, got: dict | None, json_valid: bool, schema_valid: bool
     return {"json_valid": json_valid, "schema_valid": schema_valid, **fields, "exact": all(fields.values())}
 
 
+def accuracies(cases, predictions: dict) -> dict:
+    """{metric: share of cases right} for {case id: Prediction}."""
+    totals = dict.fromkeys(METRICS, 0)
+    for case in cases:
+        p = predictions[case.id].parsed
+        for metric, ok in score(case.expected, p.obj, p.json_valid, p.schema_valid).items():
+            totals[metric] += ok
+    return {m: round(totals[m] / len(cases), 4) for m in METRICS}
+
+
 def differing_fields(expected: dict, got: dict | None) -> list[str]:
     got = got or {}
     return [name for name in DECISION_FIELDS if got.get(name, object()) != expected[name]]
 
 
-def make_record(suite: str, candidate: str, case, prediction, bias_group: str | None = None) -> dict:
-    """What one eval test hands the scorecard (via record_property("router_record", ...))."""
+def make_record(suite: str, candidate: str, case, prediction, bias_group: str | None = None, run: str = "main") -> dict:
+    """What one eval test hands the scorecard (via record_property("router_record", ...)), for one run (seed)."""
     parsed = prediction.parsed
     return {
-        "suite": suite, "candidate": candidate, "case_id": case.id, "split": case.split, "rules": list(case.rules),
+        "suite": suite, "candidate": candidate, "run": run, "case_id": case.id, "split": case.split, "rules": list(case.rules),
         "bias_group": bias_group,
         "expected": {k: case.expected[k] for k in DECISION_FIELDS},
         "got": {k: parsed.obj.get(k) for k in DECISION_FIELDS} if parsed.json_valid else None,

@@ -33,3 +33,25 @@ def mcnemar_exact(b: int, c: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
     return min(1.0, 2 * tail / 2**n)  # int / int: exact until the final rounding, no overflow
+
+
+def sign_test_greater(broken: int, fixed: int) -> float:
+    """One-sided exact sign test: P(X >= broken) for X ~ Binomial(broken + fixed, 1/2).
+
+    Under "no regression" a case that changed state is as likely to have been fixed as broken; a small p says
+    more cases broke than chance allows. 1.0 when nothing changed.
+    """
+    if broken < 0 or fixed < 0:
+        raise ValueError(f"sign_test_greater: counts must be >= 0, got broken={broken}, fixed={fixed}")
+    n = broken + fixed
+    if n == 0:
+        return 1.0
+    return min(1.0, sum(math.comb(n, i) for i in range(broken, n + 1)) / 2**n)
+
+
+def smallest_significant(alpha: float, fixed: int = 0, limit: int = 1000) -> int:
+    """The fewest broken cases the sign test calls significant at alpha when `fixed` cases were fixed."""
+    for broken in range(limit + 1):
+        if sign_test_greater(broken, fixed) < alpha:
+            return broken
+    raise ValueError(f"no count up to {limit} is significant at alpha={alpha} with {fixed} fixed")

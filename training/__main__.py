@@ -11,7 +11,8 @@ from evals.dataset import DatasetError, load_splits
 from evals.policy import load_policy
 from fixtures.base_model import DEFAULT_NAME, pick_runtime, resolve_base_model
 from fixtures.candidates import load_candidates
-from training.build import build_or_reuse_adapter
+from fixtures.options import DEFAULT_SEEDS, parse_seeds
+from training.build import build_seeds
 from training.recipe import trainable_line
 
 
@@ -26,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--require-gpu", action="store_true", help="fail instead of training on CPU")
     p.add_argument("--cpu-4bit", action="store_true", help="quantize the base to NF4 on CPU too (slow)")
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="train seeds 0..N-1 (default: the suite's default for this device, 'cpu=1 cuda=3')")
     return p.parse_args(argv)
 
 
@@ -42,15 +45,17 @@ def main(argv=None) -> int:
         splits = load_splits(policy)
         runtime = pick_runtime(args.require_gpu, args.cpu_4bit)
         ref = resolve_base_model(args.base_model, args.cache_dir)
-        info = build_or_reuse_adapter(settings, policy, splits, {c.name: c for c in load_candidates(policy, splits["train"])},
-                                      ref, runtime, log=print)
+        seeds = args.seeds or parse_seeds(None, DEFAULT_SEEDS)[runtime.device]
+        built = build_seeds(settings, policy, splits, {c.name: c for c in load_candidates(policy, splits["train"])},
+                            ref, runtime, seeds=seeds, log=print)
     except DatasetError as exc:
         print(f"dataset gate failed, nothing trained:\n{exc}", file=sys.stderr)
         return 2
-    m = info.manifest
-    print(trainable_line(m["trainable_params"], m["total_params"]))
-    print(json.dumps({"adapter": str(info.path), "trained_now": info.trained_now, "wall_time_s": m.get("wall_time_s"),
-                      "final_val_loss": info.summary()["final_val_loss"]}, indent=2))
+    for seed, info in built.items():
+        m = info.manifest
+        print(f"seed {seed}: " + trainable_line(m["trainable_params"], m["total_params"]))
+    print(json.dumps({str(seed): {"adapter": str(info.path), "trained_now": info.trained_now, "wall_time_s": info.manifest.get("wall_time_s"),
+                                  "final_val_loss": info.summary()["final_val_loss"]} for seed, info in built.items()}, indent=2))
     return 0
 
 

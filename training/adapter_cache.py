@@ -26,6 +26,10 @@ class AdapterNotCached(RuntimeError):
     pass
 
 
+class AdapterBusy(RuntimeError):
+    """Another process is building this adapter now (ensure_adapter with wait=False)."""
+
+
 @dataclass(frozen=True)
 class AdapterInfo:
     path: Path
@@ -41,8 +45,16 @@ class AdapterInfo:
             "wall_time_s": m.get("wall_time_s"), "trainable_params": m.get("trainable_params"), "total_params": m.get("total_params"),
             "final_train_loss": (m.get("train_loss") or [[None, None]])[-1][1],
             "final_val_loss": (m.get("val_loss") or [[None, None]])[-1][1],
-            "loss_curve": str(self.path / "loss_curve.png"),
+            "loss_curve": str(self.path / "loss_curve.png"), "seed": (m.get("key_inputs") or {}).get("config", {}).get("seed"),
+            "weights": self.weights,
         }
+
+    @property
+    def weights(self) -> str:
+        """The identity of the trained bytes (weights and adapter config), not of the recipe's inputs: a retrained
+        adapter under the same key has other weights, and whatever was predicted with the old ones no longer applies."""
+        files = {n: d for n, d in (self.manifest.get("files") or {}).items() if n.endswith((".safetensors", ".json"))}
+        return "sha256:" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 def canonical_rows(cases: list[Case]) -> list[dict]:
@@ -105,19 +117,25 @@ def check_adapter(folder: Path, key: str) -> str | None:
 
 
 def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], dict], *, retrain: bool = False,
-                   no_train: bool = False, run_id: str = "", log=print) -> AdapterInfo:
+                   no_train: bool = False, run_id: str = "", log=print, wait: bool = True) -> AdapterInfo:
     """The adapter for these inputs: reused when cached and intact, else trained by exactly one process.
 
     train_into(tmp_folder) writes the adapter files and returns the facts for the manifest.
     With retrain, an adapter already trained by this same run (run_id, shared by xdist workers) is reused.
+    With wait=False, raise AdapterBusy at once when another process holds this key's lock.
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     key = adapter_key(inputs)
     cache_root = Path(cache_root)
     cache_root.mkdir(parents=True, exist_ok=True)
     folder = cache_root / key[:32]
-    with FileLock(str(cache_root / f"{key[:32]}.lock")):
+    lock = FileLock(str(cache_root / f"{key[:32]}.lock"), timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise AdapterBusy(key) from None
+    try:
         problem = check_adapter(folder, key)
         if problem is None:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -154,4 +172,6 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
                 f.write(json.dumps({"key": key, "run_id": run_id, "created": manifest["created"], "pid": os.getpid()}) + "\n")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        lock.release()
     return AdapterInfo(folder, key, manifest, trained_now=True)

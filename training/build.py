@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from evals.dataset import DatasetError
 from evals.gate import gate_problems
 from fixtures.base_model import BaseModelRef, Runtime
 from fixtures.prompts import PREFILL, end_of_turn
-from training.adapter_cache import AdapterInfo, ensure_adapter, key_inputs
+from training.adapter_cache import AdapterBusy, AdapterInfo, ensure_adapter, key_inputs
 from training.config import TrainConfig
 from training.recipe import train_adapter, trainable_line
 
@@ -24,7 +25,7 @@ def trained_candidate_system(candidates: dict) -> str:
 
 
 def build_or_reuse_adapter(settings, policy, splits: dict, candidates: dict, ref: BaseModelRef, runtime: Runtime,
-                           run_id: str = "", cfg: TrainConfig = TrainConfig(), log=print) -> AdapterInfo:
+                           run_id: str = "", cfg: TrainConfig = TrainConfig(), log=print, wait: bool = True) -> AdapterInfo:
     from transformers import AutoTokenizer
 
     problems = gate_problems(splits, policy, settings.gate)
@@ -42,4 +43,29 @@ def build_or_reuse_adapter(settings, policy, splits: dict, candidates: dict, ref
         return {**result.to_dict(), "device": runtime.label}
 
     return ensure_adapter(settings.adapter_cache, inputs, train_into, retrain=settings.retrain, no_train=settings.no_train,
-                          run_id=run_id, log=log)
+                          run_id=run_id, log=log, wait=wait)
+
+
+def seed_order(seeds: int, worker: int) -> list[int]:
+    """Seeds 0..seeds-1, starting at this worker's own (xdist gw<worker>), so parallel workers start on different seeds."""
+    return [(worker + i) % seeds for i in range(seeds)]
+
+
+def build_seeds(settings, policy, splits: dict, candidates: dict, ref: BaseModelRef, runtime: Runtime, seeds: int,
+                worker: int = 0, run_id: str = "", cfg: TrainConfig = TrainConfig(), log=print) -> dict[int, AdapterInfo]:
+    """{seed: adapter} for seeds that differ from cfg only in seed; each is trained once however many processes ask.
+
+    First pass: take every seed no other process is building now (train it or reuse it). Second pass: wait for the
+    seeds others were building. Under xdist with as many workers as seeds, each worker trains one seed in parallel."""
+    done: dict[int, AdapterInfo] = {}
+    order = seed_order(seeds, worker)
+    for wait in (False, True):
+        for seed in order:
+            if seed in done:
+                continue
+            try:
+                done[seed] = build_or_reuse_adapter(settings, policy, splits, candidates, ref, runtime, run_id=run_id,
+                                                    cfg=replace(cfg, seed=seed), log=log, wait=wait)
+            except AdapterBusy:
+                log(f"seed {seed}: another process is training it; coming back to it")
+    return dict(sorted(done.items()))

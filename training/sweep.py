@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     from fixtures.generate import GenerationSettings
     from fixtures.model_host import ModelHost
     from fixtures.predictions import PredictionStore, predict
-    from reports.baseline import accuracies
+    from reports.scoring import accuracies
     from training.build import trained_candidate_system
     from training.config import TrainConfig
     from training.recipe import train_adapter

@@ -1,0 +1,208 @@
+"""The merge gate's decision: this run's seeds against the recorded baseline seeds, case by case. Pure functions.
+
+Inputs are plain data: cases (evals.dataset.Case), and runs as {run label: {case id: decision}}, where a decision is
+{"parse": kind, "tier", "risk", "recommended_platform", "needs_review"} (what evals/expectations.py records).
+
+A case's state over a set of runs: "right" when every run got all four fields right with a valid answer, "wrong"
+when none did, "unstable" otherwise. Against the baseline each case is fixed (wrong -> right), broken
+(right -> wrong), unchanged (same stable state), unstable (unstable on either side) or new (no baseline).
+
+The gate fails on a regression beyond noise, and only then:
+1. more stable cases broken than fixed, by the one-sided exact sign test at `alpha`
+   (P(X >= broken) for X ~ Binomial(broken + fixed, 1/2));
+2. a field, or a rule's exact match, whose mean over this run's seeds falls below the baseline seeds' minimum by more
+   than its margin (`field_margin` for the fields and exact match, `rule_margin` for a rule: rules hold few cases,
+   so one case is many points);
+3. a must-pass invariant broken by a majority of this run's seeds on a case where the baseline's majority kept it
+   (or a case the baseline never saw). Violations the baseline already had are listed, not failed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from evals.must_pass import UNPARSED, Invariant
+from evals.policy import DECISION_FIELDS
+from reports.scoring import METRICS, score
+from reports.stats import sign_test_greater
+
+
+@dataclass(frozen=True)
+class VerdictSettings:
+    alpha: float = 0.05
+    field_margin: float = 0.05
+    rule_margin: float = 0.25
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    counts: dict  # fixed, broken, unchanged, unstable, new -> number of cases
+    p: float
+    changed: dict  # fixed/broken/unstable/new -> [case row], each with expected and got per run
+    band_drops: list = field(default_factory=list)
+    must_pass_breaks: list = field(default_factory=list)
+    must_pass_known: list = field(default_factory=list)
+    bands: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    runs: dict = field(default_factory=dict)  # {"baseline": [labels], "current": [labels]}
+
+    def headline(self) -> str:
+        c = self.counts
+        reasons = []
+        if self.p < self.settings["alpha"]:
+            reasons.append(f"more cases broken than fixed (p < {self.settings['alpha']})")
+        if self.band_drops:
+            reasons.append(f"{len(self.band_drops)} metric(s) below the baseline's seed band")
+        if self.must_pass_breaks:
+            reasons.append(f"{len(self.must_pass_breaks)} must-pass break(s)")
+        tail = "no regression" if self.ok else "REGRESSION: " + "; ".join(reasons)
+        return (f"fixed {c['fixed']}, broken {c['broken']}, unstable {c['unstable']}, unchanged {c['unchanged']}, "
+                f"new {c['new']}, p = {self.p:.3g}: {tail}")
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "headline": self.headline(), "counts": self.counts, "p": self.p, "changed": self.changed,
+                "band_drops": self.band_drops, "must_pass_breaks": self.must_pass_breaks,
+                "must_pass_known": self.must_pass_known, "bands": self.bands, "settings": self.settings, "runs": self.runs}
+
+
+# ---- one case -------------------------------------------------------------------------------------
+
+
+def scores(expected: dict, decision: dict | None) -> dict:
+    """{metric: bool} for one run's recorded decision (reports.scoring.score over the recorded fields)."""
+    if decision is None:
+        return dict.fromkeys(METRICS, False)
+    parse = decision.get("parse")
+    got = {f: decision.get(f) for f in DECISION_FIELDS if decision.get(f) is not None}
+    return score(expected, got, parse not in UNPARSED, parse == "ok")
+
+
+def is_right(expected: dict, decision: dict | None) -> bool:
+    """All four fields right in an answer that honours the contract (what an asserted eval requires)."""
+    s = scores(expected, decision)
+    return s["exact"] and s["schema_valid"]
+
+
+def state(expected: dict, decisions: list) -> str | None:
+    """'right', 'wrong' or 'unstable' over the runs' decisions; None when no run has this case."""
+    present = [d for d in decisions if d is not None]
+    if not present:
+        return None
+    right = sum(is_right(expected, d) for d in present)
+    return "right" if right == len(present) else "wrong" if right == 0 else "unstable"
+
+
+def transition(before: str | None, after: str | None) -> str:
+    if before is None:
+        return "new"
+    if "unstable" in (before, after):
+        return "unstable"
+    if before == after:
+        return "unchanged"
+    return "fixed" if after == "right" else "broken"
+
+
+def case_row(case, base_runs: dict, cur_runs: dict) -> dict:
+    """What a reviewer reads for one case: the label against every run's answer, before and after."""
+    def answers(runs: dict) -> dict:
+        return {label: _short(d.get(case.id)) for label, d in runs.items()}
+
+    return {"case_id": case.id, "where": case.where, "rules": list(case.rules),
+            "expected": {f: case.expected[f] for f in DECISION_FIELDS},
+            "baseline": answers(base_runs), "current": answers(cur_runs)}
+
+
+def _short(decision: dict | None):
+    if decision is None:
+        return None
+    return {"parse": decision.get("parse"), **{f: decision.get(f) for f in DECISION_FIELDS}}
+
+
+# ---- bands ------------------------------------------------------------------------------------------
+
+
+def run_rates(cases, runs: dict) -> dict:
+    """{metric or 'rule:<id>': [rate per run]} over the cases each run has."""
+    out: dict = defaultdict(list)
+    for decisions in runs.values():
+        per_metric = defaultdict(lambda: [0, 0])
+        for case in cases:
+            if case.id not in decisions:
+                continue
+            s = scores(case.expected, decisions[case.id])
+            for m in METRICS:
+                per_metric[m][0] += s[m]
+                per_metric[m][1] += 1
+            for rule in case.rules:
+                per_metric[f"rule:{rule}"][0] += s["exact"]
+                per_metric[f"rule:{rule}"][1] += 1
+        for key, (k, n) in per_metric.items():
+            out[key].append(k / n)
+    return dict(out)
+
+
+def band(values: list) -> dict:
+    return {"min": min(values), "max": max(values), "mean": sum(values) / len(values), "runs": len(values)}
+
+
+# ---- the verdict -------------------------------------------------------------------------------------
+
+
+def judge(cases, bias, base_runs: dict, cur_runs: dict, invariants: tuple[Invariant, ...] = (),
+          settings: VerdictSettings = VerdictSettings()) -> Verdict:
+    """cases: the test split; bias: [(group, case, source case or None)] judged by the must-pass invariants only."""
+    common = [c for c in cases if any(c.id in d for d in base_runs.values())]
+    buckets: dict = {k: [] for k in ("fixed", "broken", "unchanged", "unstable", "new")}
+    for case in sorted(cases, key=lambda c: c.id):
+        before = state(case.expected, [d.get(case.id) for d in base_runs.values()])
+        after = state(case.expected, [d.get(case.id) for d in cur_runs.values()])
+        if after is None:
+            continue
+        buckets[transition(before, after)].append(case)
+    p = sign_test_greater(len(buckets["broken"]), len(buckets["fixed"]))
+
+    before_rates, after_rates = run_rates(common, base_runs), run_rates(common, cur_runs)
+    bands, drops = {}, []
+    for key, values in sorted(before_rates.items()):
+        if key not in after_rates:
+            continue
+        b, a = band(values), band(after_rates[key])
+        margin = settings.rule_margin if key.startswith("rule:") else settings.field_margin
+        bands[key] = {"baseline": b, "current": a, "margin": margin}
+        if a["mean"] < b["min"] - margin - 1e-9:
+            drops.append({"metric": key, "baseline_min": b["min"], "baseline_max": b["max"], "current_mean": a["mean"],
+                          "current_min": a["min"], "current_max": a["max"], "margin": margin})
+
+    breaks, known = must_pass(cases, bias, base_runs, cur_runs, invariants)
+    counts = {k: len(v) for k, v in buckets.items()}
+    shown = {k: [case_row(c, base_runs, cur_runs) for c in v] for k, v in buckets.items() if k != "unchanged"}
+    ok = p >= settings.alpha and not drops and not breaks
+    return Verdict(ok, counts, p, shown, drops, breaks, known, bands,
+                   {"alpha": settings.alpha, "field_margin": settings.field_margin, "rule_margin": settings.rule_margin},
+                   {"baseline": sorted(base_runs), "current": sorted(cur_runs)})
+
+
+def majority_breaks(inv: Invariant, case, source, runs: dict) -> bool | None:
+    """True when more than half of the runs that have this case break the invariant; None when none has it."""
+    results = [
+        not inv.holds(case, d.get(case.id), d.get(source.id) if source is not None else None)
+        for d in runs.values() if case.id in d
+    ]
+    return None if not results else sum(results) * 2 > len(results)
+
+
+def must_pass(cases, bias, base_runs: dict, cur_runs: dict, invariants) -> tuple[list, list]:
+    """(breaks that fail the gate, violations the baseline already had)."""
+    targets = [(None, c, None) for c in cases] + list(bias)
+    breaks, known = [], []
+    for inv in invariants:
+        for group, case, source in targets:
+            if not inv.applies(case, group) or not majority_breaks(inv, case, source, cur_runs):
+                continue
+            row = {"invariant": inv.id, "text": inv.text, **case_row(case, base_runs, cur_runs)}
+            if source is not None:
+                row["source"] = case_row(source, base_runs, cur_runs)
+            (known if majority_breaks(inv, case, source, base_runs) else breaks).append(row)
+    return breaks, known
