@@ -55,7 +55,7 @@ def test_trains_once_then_reuses_and_writes_the_scorecard(suite):
     second = pytester.runpytest_subprocess(*args)
     assert trainings(pytester) == 1
     assert "cached at" in second.stdout.str() and "predict " not in second.stdout.str()
-    assert "reused from cache" in (pytester.path / "reports" / "scorecard.md").read_text()
+    assert "| cached " in (pytester.path / "reports" / "scorecard.md").read_text()
     assert outcome(second) == outcomes
 
 
