@@ -66,7 +66,8 @@ def test_cache_dir_that_is_a_file(project):
 
 @pytest.mark.parametrize("args, message", [
     (["-k", "plain", "--update-baseline"], "*--update-baseline: this run selects no 'gate' test*"),
-    (["--update-known-failures"], "*--update-known-failures: this run selects no 'policy' or 'bias' test*"),
+    (["-m", "gate", "--update-known-failures"], "*--update-known-failures: this run selects no 'policy' or 'bias' test*"),
+    (["-k", "nothing_matches", "--update-known-failures"], "*--update-known-failures: this run selects no 'policy' or 'bias' test*"),
     (["--update-baseline", "--cases", "x.jsonl"], "*--update-baseline writes the test split's accuracies; it cannot act with --cases*"),
     (["--retrain", "--no-train"], "*--retrain and --no-train contradict each other*"),
 ])
