@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tabulate import tabulate
 
+from evals.dataset import printable
 from evals.policy import DECISION_FIELDS
 
 
@@ -13,8 +14,8 @@ def _explain(title: str, case, prediction, rows) -> str:
     if not prediction.parsed.schema_valid:
         lines.append(f"parse: {prediction.parsed.kind}: " + "; ".join(prediction.parsed.errors))
     lines.append(tabulate(rows, headers=["field", "expected", "got", ""], tablefmt="simple"))
-    lines.append("raw output: {" + prediction.raw)
-    lines.append("request: " + case.request)
+    lines.append("raw output: {" + printable(prediction.raw))
+    lines.append("request: " + printable(case.request))
     return "\n".join(lines)
 
 
