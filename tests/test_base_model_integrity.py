@@ -114,3 +114,13 @@ def test_an_intact_folder_in_a_read_only_cache_loads(tmp_path, converter, monkey
     (ref.path / "model.safetensors").write_bytes(b"bad")
     with pytest.raises(base_model.BaseModelError, match="cannot be written to rebuild it"):
         resolve(tmp_path)
+
+
+def test_an_interrupted_conversion_leaves_nothing_behind(tmp_path, converter):
+    root = tmp_path / "cache" / "base-models"
+    ref = resolve(tmp_path)
+    stale = root / f".{ref.path.name}-killed"
+    stale.mkdir()
+    (ref.path / "model.safetensors").write_bytes(b"bad")
+    resolve(tmp_path)
+    assert not stale.exists() and not [p for p in root.iterdir() if p.name.startswith(".")]
