@@ -113,6 +113,9 @@ def test_a_read_only_cache_holding_the_adapter_works(tmp_path, monkeypatch):
     monkeypatch.setattr(filelock, "FileLock", ReadOnlyLock)
     info = ensure_adapter(tmp_path, inputs(), fake_trainer([]), log=lambda _: None)
     assert not info.trained_now
+    (info.path / "adapter_model.safetensors").write_bytes(b"damaged")
+    with pytest.raises(adapter_cache.AdapterNotCached, match="does not match its checksum, and the cache cannot be written"):
+        ensure_adapter(tmp_path, inputs(), fake_trainer([]), log=lambda _: None)
 
 
 def test_adapter_files_honour_the_umask(tmp_path):

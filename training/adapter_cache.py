@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -202,8 +203,15 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
         # Complete and intact: no lock needed, so a read-only cache that holds the adapter works.
         log(f"adapter {key[:12]} cached at {folder}")
         return AdapterInfo(folder, key, json.loads((folder / MANIFEST).read_text(encoding="utf-8")), trained_now=False)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache_root / f"{key[:32]}.lock")):
+    held = ExitStack()  # the key's lock, entered here so that a cache we cannot write gets a clear error
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        held.enter_context(FileLock(str(cache_root / f"{key[:32]}.lock")))
+    except OSError as exc:
+        raise AdapterNotCached(
+            f"adapter {key[:12]} in {cache_root}: {check_adapter(folder, key) or '--retrain'}, and the cache cannot be written "
+            f"to build it ({exc.strerror}); point --adapter-cache at a writable folder") from exc
+    with held:
         problem = check_adapter(folder, key)
         if problem is None:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
