@@ -32,7 +32,7 @@ def ini(project, **values):
     ("router_batch_size_cpu", "abc", "ini router_batch_size_cpu: expected an integer from 1 to 4096, got 'abc'"),
     ("router_batch_size_cpu", "0", "ini router_batch_size_cpu: expected an integer from 1 to 4096, got '0'"),
     ("router_batch_size_cpu", "-3", "ini router_batch_size_cpu: expected an integer from 1 to 4096, got '-3'"),
-    ("router_batch_size_cuda", "0", "ini router_batch_size_cuda: expected 'auto' or an integer from 1 to 4096, got '0'"),
+    ("router_batch_size_cuda", "0", "ini router_batch_size_cuda: expected 'auto' or a positive integer, got '0' (allowed: 'auto' or 1 to 4096)"),
     ("router_leak_jaccard", "1.5", "ini router_leak_jaccard: expected a number in (0, 1], got '1.5'"),
     ("router_leak_jaccard", "0", "ini router_leak_jaccard: expected a number in (0, 1], got '0'"),
     ("router_leak_jaccard", "nan", "ini router_leak_jaccard: expected a number in (0, 1], got 'nan'"),
