@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from tabulate import tabulate
 
+from evals.dataset import printable
 from evals.policy import DECISION_FIELDS
 
 
@@ -16,8 +17,8 @@ def _explain(title: str, case, runs: dict, rows) -> str:
     for label, prediction in runs.items():
         if not prediction.parsed.schema_valid:
             lines.append(f"{label} parse: {prediction.parsed.kind}: " + "; ".join(prediction.parsed.errors))
-        lines.append(f"{label} raw output: {{" + prediction.raw)
-    lines.append("request: " + case.request)
+        lines.append(f"{label} raw output: {{" + printable(prediction.raw))
+    lines.append("request: " + printable(case.request))
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,17 @@ from evals.schema import schema_errors
 DATA_DIR = Path(__file__).parent / "data"
 SPLITS = ("train", "val", "test")
 ROW_KEYS = ("id", "request", "expected", "rules")
+# A request longer than this fails the gate. Characters, not tokens: no tokenizer is needed, so the gate stays
+# instant. 1,000 characters is about 250 tokens of English at ~4 characters a token, the request budget the
+# batch-size chooser assumes (256 tokens, fixtures/batch_size.py) and far inside any model's context; the
+# longest shipped request has 375 characters.
+MAX_REQUEST_CHARS = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """Text with control characters escaped (\\n, \\x1b, ...), safe to print in a failure message."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True)
@@ -22,7 +34,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: field '{self.field}': {self.message}"
+        return printable(f"{self.path}:{self.line}: field '{self.field}': {self.message}")
 
 
 class DatasetError(ValueError):
@@ -61,10 +73,17 @@ def read_cases(path: Path | str, policy: Policy, split: str, require_rules: bool
     cases: list[Case] = []
     problems: list[Problem] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as exc:
         return [], [Problem(shown, 0, "<file>", f"cannot read: {exc}")]
-    for lineno, text in enumerate(lines, start=1):
+    if not any(line.strip() for line in lines):
+        return [], [Problem(shown, 0, "<file>", "the file is empty: it holds no rows")]
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(shown, lineno, "<encoding>", f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}"))
+            continue
         if not text.strip():
             continue
         found = _row_problems(shown, lineno, text, policy, require_rules)
@@ -115,6 +134,8 @@ def _row_problems(shown: str, lineno: int, text: str, policy: Policy, require_ru
         return problem("id", "must be a non-empty string")
     if not isinstance(row["request"], str) or not row["request"].strip():
         return problem("request", "must be a non-empty string")
+    if len(row["request"]) > MAX_REQUEST_CHARS:
+        return problem("request", f"{len(row['request']):,} characters, longer than the limit of {MAX_REQUEST_CHARS:,} (evals/dataset.py MAX_REQUEST_CHARS)")
     if not isinstance(row["expected"], dict):
         return problem("expected", "must be an object with the five output fields")
     errors = schema_errors(policy, row["expected"])

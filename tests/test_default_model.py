@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures.base_model import DEFAULT_NAME, Runtime, load_base, resolve_base_model
+from fixtures.base_model import DEFAULT_NAME, MANIFEST, Runtime, load_base, resolve_base_model
 from fixtures.generate import generate_batch
 from fixtures.prompts import end_of_turn, messages, render_prompt
 
@@ -12,7 +12,8 @@ def test_default_model_renders_and_answers(policy, tmp_path_factory):
     from platformdirs import user_cache_path
 
     ref = resolve_base_model(DEFAULT_NAME, user_cache_path("router-evals"))
-    assert ref.identity.startswith("gguf-sha256:") and (ref.path / "model.safetensors").is_file()
+    # Identified by the converted bytes (its manifest), not by the GGUF it came from.
+    assert ref.identity.startswith("sha256:") and (ref.path / "model.safetensors").is_file() and (ref.path / MANIFEST).is_file()
     model, tokenizer = load_base(ref, Runtime("cpu", False))
     prompt = render_prompt(tokenizer, messages(policy.short_system_prompt, "Marketing wants a Glean agent that drafts posts."))
     assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n{")

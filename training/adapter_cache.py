@@ -6,20 +6,32 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
 
 from evals.dataset import Case
-from fixtures.atomic import write_json_atomic
+from fixtures.atomic import mkdtemp_shared, write_json_atomic
 from fixtures.base_model import sha256_file
 
 MANIFEST = "manifest.json"  # written last: a folder without a valid one is not an adapter
 HISTORY = "history.jsonl"  # one line per adapter trained into this cache
-KEYED_PACKAGES = ("transformers", "peft", "trl", "bitsandbytes")
+KEYED_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes")
+ROOT = Path(__file__).resolve().parent.parent
+# The code that shapes an adapter: the recipe, its config and the prompt rendering. Editing any of them retrains.
+TRAINING_CODE = ("training/recipe.py", "training/config.py", "fixtures/prompts.py")
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["key", "files"],
+    "properties": {
+        "key": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "files": {"type": "object", "minProperties": 1,
+                  "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+    },
+}
 
 
 class AdapterNotCached(RuntimeError):
@@ -75,9 +87,18 @@ def package_versions() -> dict:
     return out
 
 
+def code_identity(files: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) -> str:
+    """sha256 over the source bytes of the code that shapes the adapter (name, then bytes, per file)."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def key_inputs(train: list[Case], val: list[Case], config: dict, base_identity: str, runtime_label: str,
                prompt_template: dict) -> dict:
     return {
+        "code": code_identity(),
         "train": canonical_rows(train),
         "val": canonical_rows(val),
         "config": config,
@@ -102,18 +123,80 @@ def check_adapter(folder: Path, key: str) -> str | None:
     if not manifest_path.is_file():
         return "no manifest (never finished)"
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return "manifest is not valid JSON"
-    if manifest.get("key") != key:
+        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        return f"manifest is unreadable ({exc.strerror})"
+    except UnicodeDecodeError as exc:
+        return f"manifest is not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+    except json.JSONDecodeError as exc:
+        return f"manifest is not valid JSON ({exc.msg} at line {exc.lineno})"
+    problem = manifest_problem(manifest)
+    if problem:
+        return problem
+    if manifest["key"] != key:
         return "manifest is for another key"
-    for name, digest in manifest.get("files", {}).items():
+    for name, digest in manifest["files"].items():
         path = folder / name
-        if not path.is_file():
+        if "/" in name or name.startswith(".") or not path.is_file():
             return f"{name} is missing"
         if sha256_file(path) != digest:
             return f"{name} does not match its checksum"
     return None
+
+
+def manifest_problem(manifest) -> str | None:
+    """What breaks MANIFEST_SCHEMA, as 'manifest field X: message', or None."""
+    from jsonschema import Draft202012Validator
+
+    error = next(iter(sorted(Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest), key=lambda e: list(e.path))), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "<top level>"
+    return f"manifest field {where}: {error.message}"
+
+
+def clean_stale_temps(cache_root: Path, held: str = "", log=print) -> list[Path]:
+    """Remove hidden temporary folders left by interrupted trainings (SIGTERM, SIGKILL, power loss).
+
+    A `.{key}-*` folder is built only while its builder holds `{key}.lock`, so it is stale exactly when that
+    lock can be taken at once; we take it (non-blocking) before removing, except for `held`, the key whose
+    lock the caller already holds. `.old-*` folders hold a replaced
+    adapter for the instant before it is deleted, under the same lock; they are stale once older than
+    STALE_OLD_S. flock-based locks are reliable on local disks; on NFS they are only as good as the server.
+    """
+    from filelock import FileLock, Timeout
+
+    removed = []
+    for tmp in sorted(cache_root.glob(".*-*")):
+        if not tmp.is_dir():
+            continue
+        name = tmp.name[1:]
+        if name.startswith("old-"):
+            if time.time() - tmp.stat().st_mtime > STALE_OLD_S:
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+            continue
+        key32 = name.split("-", 1)[0]
+        if len(key32) != 32:
+            continue
+        if key32 == held:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+            continue
+        try:
+            with FileLock(str(cache_root / f"{key32}.lock"), timeout=0):
+                shutil.rmtree(tmp, ignore_errors=True)
+        except Timeout:
+            continue  # its builder is alive and training
+        except OSError:
+            continue  # a cache we cannot write: nothing to clean
+        removed.append(tmp)
+    if removed:
+        log(f"removed {len(removed)} temporary adapter folder(s) left by interrupted training: {', '.join(p.name for p in removed)}")
+    return removed
+
+
+STALE_OLD_S = 3600
 
 
 def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], dict], *, retrain: bool = False,
@@ -128,14 +211,22 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
 
     key = adapter_key(inputs)
     cache_root = Path(cache_root)
-    cache_root.mkdir(parents=True, exist_ok=True)
     folder = cache_root / key[:32]
-    lock = FileLock(str(cache_root / f"{key[:32]}.lock"), timeout=-1 if wait else 0)
+    if not retrain and check_adapter(folder, key) is None:
+        # Complete and intact: no lock needed, so a read-only cache that holds the adapter works.
+        log(f"adapter {key[:12]} cached at {folder}")
+        return AdapterInfo(folder, key, json.loads((folder / MANIFEST).read_text(encoding="utf-8")), trained_now=False)
+    held = ExitStack()  # the key's lock, entered here so that a cache we cannot write gets a clear error
     try:
-        lock.acquire()
+        cache_root.mkdir(parents=True, exist_ok=True)
+        held.enter_context(FileLock(str(cache_root / f"{key[:32]}.lock"), timeout=-1 if wait else 0))
     except Timeout:
         raise AdapterBusy(key) from None
-    try:
+    except OSError as exc:
+        raise AdapterNotCached(
+            f"adapter {key[:12]} in {cache_root}: {check_adapter(folder, key) or '--retrain'}, and the cache cannot be written "
+            f"to build it ({exc.strerror}); point --adapter-cache at a writable folder") from exc
+    with held:
         problem = check_adapter(folder, key)
         if problem is None:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -150,7 +241,8 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
             )
         if folder.exists():
             log(f"adapter {key[:12]}: rebuilding ({problem})")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:32]}-", dir=cache_root))
+        clean_stale_temps(cache_root, held=key[:32], log=log)
+        tmp = mkdtemp_shared(cache_root, prefix=f".{key[:32]}-")
         try:
             facts = train_into(tmp)
             manifest = {
@@ -164,7 +256,7 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
             }
             write_json_atomic(tmp / MANIFEST, manifest)
             if folder.exists():
-                trash = Path(tempfile.mkdtemp(prefix=".old-", dir=cache_root))
+                trash = mkdtemp_shared(cache_root, prefix=".old-")
                 os.replace(folder, trash / "adapter")
                 shutil.rmtree(trash, ignore_errors=True)
             os.replace(tmp, folder)
@@ -172,6 +264,4 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
                 f.write(json.dumps({"key": key, "run_id": run_id, "created": manifest["created"], "pid": os.getpid()}) + "\n")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        lock.release()
     return AdapterInfo(folder, key, manifest, trained_now=True)
