@@ -80,8 +80,8 @@ def test_update_option_where_it_cannot_act(project, args, message):
     ("router_seeds", "cpu=0", "ini router_seeds (cpu): expected a whole number of seeds from 1 to 32, got '0'"),
     ("router_seeds", "tpu=2", "ini router_seeds: unknown device 'tpu'*"),
     ("router_gate_alpha", "0.7", "ini router_gate_alpha: expected a number in (0.0, 0.5], got '0.7'"),
-    ("router_gate_field_margin", "-1", "ini router_gate_field_margin: expected a number in [0.0, 1.0], got '-1'"),
-    ("router_gate_rule_margin", "x", "ini router_gate_rule_margin: expected a number in [0.0, 1.0], got 'x'"),
+    ("router_gate_field_margin", "-1", "ini router_gate_field_margin: expected a number in ?0.0, 1.0?, got '-1'"),
+    ("router_gate_rule_margin", "x", "ini router_gate_rule_margin: expected a number in ?0.0, 1.0?, got 'x'"),
 ])
 def test_bad_gate_setting_is_a_usage_error(project, key, value, message):
     ini(project, **{key: value})
