@@ -5,7 +5,7 @@ import pytest
 from evals.expectations import RECORD_COMMAND, decision_of, mode, recorded_ids, run_entry, write
 from evals.metamorphic import bias_cases
 from evals.must_pass import invariants
-from evals.verdict import judge
+from evals.verdict import band, judge, run_rates
 from reports import verdict_render
 
 pytestmark = pytest.mark.gate
@@ -24,8 +24,11 @@ def test_gate(request, predict_runs, splits, policy, candidates, router_settings
             facts = request.getfixturevalue("predictor").adapters[name]
             entries[name] = {label: run_entry(next(iter(preds.values())).identity, facts[label], preds)
                              for label, preds in runs.items()}
+        bands = {c: {m: band(v) for m, v in run_rates(splits["test"], {k: r["decisions"] for k, r in runs.items()}).items()}
+                 for c, runs in entries.items()}
         path = write(router_settings.golden_dir, golden_id, entries,
-                     {"base_model": run_facts.get("base_model"), "base_identity": run_facts.get("base_identity"), "device": run_facts.get("device")})
+                     {"base_model": run_facts.get("base_model"), "base_identity": run_facts.get("base_identity"),
+                      "device": run_facts.get("device"), "bands_on_test": bands})
         pytest.skip(f"--update-expectations: wrote {path}")
     if expectations is None or not expectations.runs(GATED):
         others = [i for i in recorded_ids(router_settings.golden_dir) if i != golden_id]
