@@ -10,7 +10,8 @@ What differs from reports/scorecard.md (which stays the full report, in the arti
 - the body stays under GitHub's 65,536-character limit (measured here in UTF-8 bytes, which is never
   less than characters): failing cases are dropped from the end first, with a note saying how many and
   where the full list is; if the rest is still too long, it is cut at a line and the note says so.
-The first line is a hidden marker, so the workflow finds and updates its own comment instead of adding one.
+The first line is a hidden marker: `--post PR` finds the comment that starts with it and updates it, or
+creates one, so a pull request has one scorecard comment however often it is pushed.
 """
 
 from __future__ import annotations
@@ -131,6 +132,32 @@ def render_missing(outcome: str | None, run_url: str | None, artifact_url: str |
             f"anything was scored (for example the dataset gate failed). {links(run_url, artifact_url)}.\n")
 
 
+def post(body: str, repository: str, pr: int, token: str, api_url: str = "https://api.github.com") -> str:
+    """Create the PR's scorecard comment, or update the one that starts with MARKER; returns "created" or "updated"."""
+    import urllib.request
+
+    def call(method: str, url: str, data: dict | None = None):
+        request = urllib.request.Request(url, method=method, data=None if data is None else json.dumps(data).encode(),
+                                         headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+                                                  "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    base = f"{api_url.rstrip('/')}/repos/{repository}"
+    page = 1
+    while True:
+        comments = call("GET", f"{base}/issues/{pr}/comments?per_page=100&page={page}")
+        mine = next((c for c in comments if (c.get("body") or "").startswith(MARKER)), None)
+        if mine is not None:
+            call("PATCH", f"{base}/issues/comments/{mine['id']}", {"body": body})
+            return "updated"
+        if len(comments) < 100:
+            break
+        page += 1
+    call("POST", f"{base}/issues/{pr}/comments", {"body": body})
+    return "created"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m reports.comment", description=__doc__.splitlines()[0])
     p.add_argument("--scorecard", type=Path, default=Path("reports/scorecard.json"), help="the scorecard's JSON summary")
@@ -139,15 +166,30 @@ def main(argv=None) -> int:
     p.add_argument("--run-url", default=None, help="the workflow run's page")
     p.add_argument("--artifact-url", default=None, help="the uploaded reports artifact's page")
     p.add_argument("--limit", type=int, default=LIMIT, help=f"size limit in UTF-8 bytes (default {LIMIT}, GitHub's)")
+    p.add_argument("--body", type=Path, default=None,
+                   help="use this already built body (cut to --limit) instead of building one from --scorecard")
+    p.add_argument("--post", type=int, metavar="PR", default=None,
+                   help="also create or update the comment on this pull request (needs GITHUB_TOKEN with pull-requests: write, "
+                        "GITHUB_REPOSITORY, and GITHUB_API_URL on GitHub Enterprise)")
     a = p.parse_args(argv)
-    if a.scorecard.is_file():
+    if a.body is not None:
+        body = a.body.read_text(encoding="utf-8")
+        body = body if fits(body, a.limit) else cut(body, a.limit, a.artifact_url or None)
+    elif a.scorecard.is_file():
         body = render(json.loads(a.scorecard.read_text(encoding="utf-8")), outcome=a.outcome,
                       run_url=a.run_url or None, artifact_url=a.artifact_url or None, limit=a.limit)
     else:
         body = render_missing(a.outcome, a.run_url or None, a.artifact_url or None)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(body, encoding="utf-8")
+    if a.out != a.body:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(body, encoding="utf-8")
     print(f"{a.out}: {len(body):,} characters, {len(body.encode('utf-8')):,} bytes (limit {a.limit:,})")
+    if a.post is not None:
+        import os
+
+        done = post(body, os.environ["GITHUB_REPOSITORY"], a.post, os.environ["GITHUB_TOKEN"],
+                    os.environ.get("GITHUB_API_URL", "https://api.github.com"))
+        print(f"comment {done} on pull request #{a.post}")
     return 0
 
 
