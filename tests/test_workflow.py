@@ -30,6 +30,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.test_comment import html_of
+
 ROOT = Path(__file__).parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 WORKFLOW = WORKFLOWS / "eval-gate.yml"
@@ -493,6 +495,8 @@ def test_runs_in_order_saves_after_a_failing_gate_and_the_next_run_restores(worl
     assert len(body) < 65_536 and "gate failed" in body
     assert f"https://github.com/{REPO}/actions/runs/2/artifacts/" in body  # the reports, linked
     assert "Every failing case of fine-tuned (101)" in body
+    html = html_of(body)  # renders as GFM: tables, and the failing cases folded
+    assert html.count("<details>") == html.count("</details>") == 2 and html.count("<table>") >= 5
 
     again = run(3, "pull_request", pull_request())
     assert again.outcomes()["Post or update the scorecard comment"] == "success"
