@@ -9,8 +9,8 @@ No runner emulator is available offline (`act` needs Docker and network), so thi
    store with GitHub's key and restore-keys matching, upload-artifact into a folder, checkout and
    setup-python as no-ops), and the comment goes to a local fake of GitHub's REST API. The expensive parts
    are stubs on PATH: `pip install` (offline), `python -m training` (creates an "adapter" in the cache,
-   trains only when none is cached) and `python -m pytest evals` (writes a scorecard with every fine-tuned
-   case failing, JUnit XML and the figures, and fails). What runs for real: the cache keys, the comment
+   trains only when none is cached) and `python -m pytest evals` (runs the real dataset gate in the clone
+   for the JUnit XML, then writes a scorecard with every fine-tuned case failing and the figures, and fails). What runs for real: the cache keys, the comment
    module, the fork fallback, the re-record patch, the order and conditions of every step.
 """
 
@@ -332,6 +332,13 @@ if "--update-expectations" in args:
     table["stub-model@cpu-fp32"] = {"fine-tuned": {"case_0001": "risk"}}
     path.write_text(json.dumps(table, indent=2) + "\n")
     sys.exit(1)
+# The real dataset gate, through the clone's own conftest and plugins, writes the real JUnit XML ...
+import subprocess
+gate = subprocess.run([sys.executable, "-m", "pytest", "evals", "-m", "dataset", "-q", "-p", "no:cacheprovider",
+                       "--junitxml=" + opt("--junitxml")])
+if gate.returncode != 0:
+    sys.exit("the dataset gate failed in the clone")
+# ... and the expensive part is replaced by a scorecard where every fine-tuned case fails.
 sys.path.insert(0, os.getcwd())
 from reports.scorecard import render_markdown
 from tests.test_comment import all_failing
@@ -344,7 +351,6 @@ for png in ("scorecard.png", "loss_curve.png"):
     (reports / png).write_bytes(b"\x89PNG stub")
 (cache / "predictions").mkdir(parents=True, exist_ok=True)
 (cache / "predictions" / "fine-tuned.jsonl").write_text("{}\n")
-pathlib.Path(opt("--junitxml")).write_text('<testsuites><testsuite name="pytest" tests="101" failures="101"/></testsuites>')
 with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
     f.write(md)
 print("101 failed")
@@ -471,6 +477,7 @@ def test_runs_in_order_saves_after_a_failing_gate_and_the_next_run_restores(worl
     assert trainings(seed) == 1
     reports = seed.artifacts / "eval-reports"
     assert sorted(p.name for p in reports.iterdir()) == ["junit.xml", "loss_curve.png", "scorecard.json", "scorecard.md", "scorecard.png"]
+    assert re.search(r'<testsuite [^>]*tests="[1-9]', (reports / "junit.xml").read_text())  # the clone's real dataset gate
     saved = sorted(json.loads(p.read_text())["key"] for p in store.glob("*/meta.json"))
     assert len(saved) == 2 and any(k.endswith("-1-1") for k in saved)
 
