@@ -40,10 +40,12 @@ def test_serial_run_prints_past_capture(project):
     assert position(lines, "[router] training: step 1 of 2") < position(lines, "PASSED")
 
 
-def test_a_worker_line_reaches_the_controller_while_the_test_runs(project):
-    result = project.runpytest_subprocess("-n", "2", "-v", "-p", "no:cacheprovider")
+@pytest.mark.parametrize("verbosity", ["-v", "-q"])
+def test_a_worker_line_reaches_the_controller_while_the_test_runs(project, verbosity):
+    result = project.runpytest_subprocess("-n", "2", verbosity, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     lines = result.outlines
     result.stdout.re_match_lines([r"\[router\] \[gw[01]\] training: step 1 of 2", r".*\[router\] \[gw[01]\] training: step 2 of 2"])
-    assert position(lines, "training: step 1 of 2") < position(lines, "PASSED test_slow.py::test_trains")
+    if verbosity == "-v":
+        assert position(lines, "training: step 1 of 2") < position(lines, "PASSED test_slow.py::test_trains")
     assert not list(project.path.glob("router-progress-*")), "the channel file lives in a temp folder, not the project"
