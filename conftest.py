@@ -3,5 +3,4 @@ pytest_plugins = [
     "fixtures.plugin",
     "reports.plugin",
     "evals.expectations",
-    "pytester",
 ]

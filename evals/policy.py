@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 POLICY_PATH = Path(__file__).parent / "data" / "policy.json"
+POLICY_SCHEMA = Path(__file__).parent / "data" / "policy.schema.json"
 DECISION_FIELDS = ("tier", "risk", "recommended_platform", "needs_review")
 OUTPUT_FIELDS = (*DECISION_FIELDS, "reason")
 
@@ -77,16 +77,17 @@ class PolicyError(ValueError):
 
 
 def load_policy(path: Path | str = POLICY_PATH) -> Policy:
+    """The policy, checked against evals/data/policy.schema.json (unique rule ids too); PolicyError says file:line: field."""
+    from evals.jsonfile import JsonFileError, load_checked
+
     path = Path(path)
     try:
-        return _parse_policy(json.loads(path.read_text(encoding="utf-8")), path)
-    except json.JSONDecodeError as exc:
-        raise PolicyError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from exc
-    except KeyError as exc:
-        raise PolicyError(f"{path}: missing field {exc.args[0]!r} (see the shipped evals/data/policy.json)") from exc
+        return _parse_policy(load_checked(path, POLICY_SCHEMA, unique={"id": ("rules",)}), path)
+    except JsonFileError as exc:
+        raise PolicyError(str(exc)) from exc
 
 
-def _parse_policy(raw: dict, path: Path) -> Policy:
+def _parse_policy(raw: dict, path: Path) -> Policy:  # raw has passed the schema
     rules = tuple(
         Rule(
             id=r["id"],

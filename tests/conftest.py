@@ -5,6 +5,14 @@ from evals.policy import load_policy
 from tests.tiny_model import build_tiny_model
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytester is for the harness's own tests only, so the root conftest does not list it (a user's
+    # `pytest evals` never loads it). pytest reads `pytest_plugins` only from the root conftest; importing the
+    # plugin here registers its options (pytest_addoption is a historic hook, replayed with defaults) and fixtures.
+    if not config.pluginmanager.has_plugin("pytester"):
+        config.pluginmanager.import_plugin("pytester")
+
+
 @pytest.fixture(scope="session")
 def policy():
     return load_policy()

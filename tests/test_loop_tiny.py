@@ -1,6 +1,7 @@
 """The whole loop through the real plugins on a tiny local model: train once, reuse, predict, score, report."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,7 @@ def test_under_xdist_one_worker_trains_and_the_outcome_is_the_same(suite):
     serial = pytester.runpytest_subprocess(*args)
     parallel = pytester.runpytest_subprocess(*args, "-n", "2", "--retrain")
     assert trainings(pytester) == 2  # the serial run's, then exactly one under -n 2 --retrain
+    assert re.search(r"^\[router\] \[gw[01]\] trained in", parallel.stdout.str(), re.M)  # a worker's progress, printed by the controller
     assert outcome(parallel) == outcome(serial)
 
 

@@ -72,5 +72,5 @@ def test_a_registry_entry_adds_a_candidate(policy, splits, tmp_path):
     (terse,) = load_candidates(policy, splits["train"], registry)
     assert terse.system == "Answer in JSON." and not terse.uses_adapter
     registry.write_text('[{"name": "x", "prompt": "clever", "shots": "none", "adapter": "none"}]')
-    with pytest.raises(ValueError, match="field 'prompt'"):
+    with pytest.raises(ValueError, match=r"candidates.json:1: field '\[0\].prompt'"):
         load_candidates(policy, splits["train"], registry)
