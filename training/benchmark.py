@@ -7,6 +7,7 @@ one fixed random batch. Part "smollm": the project's own recipe (training.recipe
     python -m training.benchmark --part qwen                    # GPU: plain, lean, fast, fast+compile (+liger if installed)
     python -m training.benchmark --part qwen --tiny --steps 2   # the control flow, on CPU too (no 4-bit there)
     python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
+    python -m training.benchmark --part cpu --steps 10           # the recipe's first steps: padded, padding-free, bf16
 
 MFU counts 4 * N_base FLOPs per token: the base is frozen, so a step is the forward (2N) plus the backward through
 the activations (2N); no weight gradients of the base, and attention's own FLOPs are left out. N_base is the base
@@ -517,6 +518,54 @@ def part_smollm(args, log=print) -> int:
     return 0
 
 
+CPU_VARIANTS = {  # name -> TrainConfig overrides; each runs the recipe (train_adapter) itself for --steps steps
+    "padded": dict(padding_free=False),
+    "padding-free": dict(padding_free=True),
+    "padding-free+bf16": dict(padding_free=True, cpu_bf16_autocast=True),
+}
+
+
+def part_cpu(args, log=print) -> int:
+    """The recipe's first --steps steps on the default model, per variant, one after the other in one process:
+    example tokens per second of trainer.train() (model load and the final val pass excluded), padding share."""
+    from dataclasses import replace
+
+    import torch
+
+    from evals.dataset import load_splits
+    from evals.policy import load_policy
+    from fixtures.base_model import pick_runtime, resolve_base_model
+    from fixtures.candidates import load_candidates
+    from training.build import trained_candidate_system
+    from training.config import TrainConfig
+    from training.recipe import train_adapter
+
+    policy = load_policy()
+    splits = load_splits(policy)
+    system = trained_candidate_system({c.name: c for c in load_candidates(policy, splits["train"])})
+    ref = resolve_base_model(args.base_model, args.cache_dir or default_cache_dir())
+    runtime = pick_runtime()
+    log(f"part cpu: {ref.name} on {runtime.label}, {torch.get_num_threads()} torch threads, {args.steps} steps per variant")
+    rows = []
+    for name in args.cpu_variants.split(","):
+        cfg = replace(TrainConfig(), **CPU_VARIANTS[name])
+        out_dir = Path(tempfile.mkdtemp(prefix="cpu-bench-", dir=args.tmp_dir))
+        try:
+            r = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=lambda *a: None,
+                              max_steps=args.steps)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        rows.append([name, r.steps, f"{r.train_s:.1f}", f"{r.train_s / r.steps:.2f}", f"{r.real_tokens / r.train_s:,.0f}",
+                     f"{r.batch_tokens / r.train_s:,.0f}", f"{100 * r.padding_share:.1f}%",
+                     f"{r.train_loss[-1][1]:.4f}" if r.train_loss else "-", f"{r.val_loss[-1][1]:.4f}", f"{r.final_eval_s:.1f}"])
+        log("  ".join(map(str, rows[-1])))
+    from tabulate import tabulate
+
+    log(tabulate(rows, headers=["variant", "steps", "train s", "s/step", "example tok/s", "batch tok/s", "padding",
+                                "last train loss", f"val loss after {args.steps}", "val pass s"], tablefmt="github"))
+    return 0
+
+
 def default_cache_dir() -> Path:
     """Where `python -m training` caches (platformdirs), or ~/.cache/router-evals where platformdirs is not installed."""
     try:
@@ -530,7 +579,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     from fixtures.base_model import DEFAULT_NAME
 
     p = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=("qwen", "smollm", "all"), default="all", help="which benchmark to run")
+    p.add_argument("--part", choices=("qwen", "smollm", "cpu", "all"), default="all",
+                   help="which benchmark to run (all: qwen and smollm; cpu only when named)")
+    p.add_argument("--cpu-variants", default=",".join(CPU_VARIANTS), help=f"cpu part: from {','.join(CPU_VARIANTS)}")
     p.add_argument("--steps", type=int, default=STEPS, help="timed steps per variant (after %d warm-up steps)" % WARMUP_STEPS)
     p.add_argument("--tiny", action="store_true", help="a tiny Qwen3 shape instead of 4B; runs on CPU (no 4-bit there)")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
@@ -569,6 +620,8 @@ def main(argv=None) -> int:
     if args.part in ("smollm", "all"):
         print()
         rc = max(rc, part_smollm(args))
+    if args.part == "cpu":
+        rc = max(rc, part_cpu(args))
     return rc
 
 
