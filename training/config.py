@@ -35,6 +35,8 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward (saves memory, costs time)."})
     padding_free: bool = field(default=True, metadata={"help": "Concatenate a batch's examples into one row with per-example "
                                                         "position_ids (attention stays within each example): no pad tokens computed."})
+    memory_plan: str = field(default="auto", metadata={"help": "CUDA only: 'auto' (fast when its estimated peak fits free "
+                                                     "memory, else lean; training/memory_plan.py), 'fast', 'lean' or 'plain'."})
     cpu_bf16_autocast: bool = field(default=False, metadata={"help": "On CPU, run forward and backward under bf16 autocast "
                                                              "(AMX/AVX512-BF16); off: fp32, the precision the CPU runtime predicts in."})
     seed: int = field(default=0, metadata={"help": "Seed for adapter init, dropout and data order."})

@@ -12,6 +12,7 @@ from evals.dataset import Case
 from fixtures.base_model import BaseModelRef, Runtime, load_base
 from fixtures.prompts import completion_text, encode_prompt, end_of_turn, messages, render_prompt
 from training.config import TrainConfig, lora_config
+from training.memory_plan import compile_layers, parameter_count, trainer_kwargs
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class TrainResult:
     final_eval_s: float = 0.0
     batch_tokens: int = 0  # positions the training batches computed, padding included
     real_tokens: int = 0  # of those, example tokens
+    memory_plan: str | None = None  # CUDA: the plan training/memory_plan.py chose; None on CPU
 
     @property
     def padding_share(self) -> float:
@@ -38,7 +40,7 @@ class TrainResult:
             "train_loss": self.train_loss, "val_loss": self.val_loss, "wall_time_s": round(self.wall_time_s, 1),
             "train_tokens": self.train_tokens, "steps": self.steps, "train_s": round(self.train_s, 1),
             "final_eval_s": round(self.final_eval_s, 1), "batch_tokens": self.batch_tokens, "real_tokens": self.real_tokens,
-            "padding_share": round(self.padding_share, 4),
+            "padding_share": round(self.padding_share, 4), "memory_plan": self.memory_plan,
         }
 
 
@@ -81,8 +83,8 @@ class TokenCounter:
 
 def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system: str, train: list[Case],
                   val: list[Case], out_dir: Path, log=print, trust_remote_code: bool = False,
-                  max_steps: int | None = None) -> TrainResult:
-    """Train and save the adapter (and its loss curve) into out_dir. max_steps: stop early (benchmarks only)."""
+                  max_steps: int | None = None, callbacks: tuple = ()) -> TrainResult:
+    """Train and save the adapter (and its loss curve) into out_dir. max_steps, callbacks: for benchmarks."""
     import torch
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
@@ -90,7 +92,15 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model, tokenizer = load_base(ref, runtime, trust_remote_code)
-    if runtime.quantized:
+    plan = None
+    if runtime.device == "cuda":
+        from training.memory_plan import choose_memory_plan, free_device_bytes, prepare_base
+
+        plan = choose_memory_plan(cfg.memory_plan, parameter_count(model), cfg.per_device_train_batch_size * cfg.max_length,
+                                  model.config.get_text_config().vocab_size, free_device_bytes())
+        log(f"memory plan {plan} (TrainConfig.memory_plan={cfg.memory_plan!r})")
+        model = prepare_base(model, plan, cfg.gradient_checkpointing)
+    elif runtime.quantized:  # --cpu-4bit
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
@@ -127,7 +137,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         max_length=None if cfg.padding_free else cfg.max_length,  # cut in build_dataset either way
         padding_free=cfg.padding_free,
         max_steps=max_steps or -1,
-        gradient_checkpointing=cfg.gradient_checkpointing and runtime.quantized,
+        **({"gradient_checkpointing": False} if plan is None else trainer_kwargs(plan, cfg)),
         seed=cfg.seed,
         data_seed=cfg.seed,
         logging_steps=cfg.logging_steps,
@@ -144,8 +154,10 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-        peft_config=lora_config(cfg), callbacks=[Progress()],
+        peft_config=lora_config(cfg), callbacks=[Progress(), *callbacks],
     )
+    if plan is not None:
+        compile_layers(trainer.model, plan)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log(trainable_line(trainable, total))
     counter = trainer.data_collator = TokenCounter(trainer.data_collator, trainer.model)
@@ -170,6 +182,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         final_eval_s=final_eval_s,
         batch_tokens=batch_tokens,
         real_tokens=real_tokens,
+        memory_plan=plan,
     )
     log(f"trained {result.steps} steps in {train_s:.0f}s, {real_tokens / max(train_s, 1e-9):,.0f} example tok/s; "
         f"padding {100 * result.padding_share:.1f}% of {batch_tokens:,} batch tokens; final val pass {final_eval_s:.0f}s")
