@@ -7,6 +7,7 @@ one fixed random batch. Part "smollm": the project's own recipe (training.recipe
     python -m training.benchmark --part qwen                    # GPU: plain, lean, fast, fast+compile (+liger if installed)
     python -m training.benchmark --part qwen --tiny --steps 2   # the control flow, on CPU too (no 4-bit there)
     python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
+    python -m training.benchmark --part cpu --steps 10           # the recipe's first steps: padded, padding-free, bf16
 
 MFU counts 4 * N_base FLOPs per token: the base is frozen, so a step is the forward (2N) plus the backward through
 the activations (2N); no weight gradients of the base, and attention's own FLOPs are left out. N_base is the base
@@ -67,6 +68,7 @@ class Bench:
     folder: Path
     quantized: bool
     ce_chunk: int
+    tokens_per_step: int = BATCH_SIZE * SEQ_LEN
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Setup:
     loss_fn: object  # (model, input_ids, labels) -> scalar loss
     autocast: bool  # run forward and backward under torch.autocast(bfloat16)
     note: str = ""
+    fused_adamw: bool = True  # on CUDA
 
 
 # --- building and loading the model ----------------------------------------------------------------------------------
@@ -228,9 +231,28 @@ def variant_fast_liger(bench: Bench, log) -> Setup:
     return setup
 
 
+def variant_recipe(bench: Bench, log) -> Setup:
+    """what training/recipe.py runs on CUDA: its memory plan (auto) and the model's own loss under bf16 autocast.
+
+    The plan comes from training.memory_plan (the recipe's own functions: choose_memory_plan, prepare_base,
+    compile_layers) for this model, this batch shape and this process's free memory."""
+    import torch
+
+    from training.config import TrainConfig
+    from training.memory_plan import choose_memory_plan, compile_layers, free_device_bytes, parameter_count, prepare_base
+
+    model = load_base(bench.folder, bench.quantized)
+    free = free_device_bytes() if torch.cuda.is_available() else 1 << 50
+    plan = choose_memory_plan(TrainConfig().memory_plan, parameter_count(model), bench.tokens_per_step,
+                              model.config.vocab_size, free)
+    model = add_lora(prepare_base(model, plan), log)
+    compile_layers(model, plan)
+    return Setup(model, hf_loss, autocast=True, note=f"plan {plan} (free {free / GIB:.1f} GiB)", fused_adamw=plan == "fast")
+
+
 VARIANTS = {"plain": variant_plain, "lean": variant_lean, "fast": variant_fast, "fast+compile": variant_fast_compile,
-            "fast+liger": variant_fast_liger, "plain-eval": variant_plain_eval}
-DEFAULT_VARIANTS = "plain,lean,fast,fast+compile,fast+liger"
+            "fast+liger": variant_fast_liger, "plain-eval": variant_plain_eval, "recipe": variant_recipe}
+DEFAULT_VARIANTS = "plain,recipe,lean,fast,fast+compile,fast+liger"
 
 
 # --- measuring -------------------------------------------------------------------------------------------------------
@@ -268,7 +290,7 @@ def train_steps(setup: Setup, input_ids, labels, warmup: int, steps: int) -> dic
     model = setup.model
     params = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel set for the 504 LoRA tensors; the default foreach step took 54 ms against 2.3 ms on an H100
-    opt = torch.optim.AdamW(params, lr=LEARNING_RATE, fused=input_ids.is_cuda)
+    opt = torch.optim.AdamW(params, lr=LEARNING_RATE, fused=input_ids.is_cuda and setup.fused_adamw)
     device_type = input_ids.device.type
     losses = []
 
@@ -388,6 +410,10 @@ def part_qwen(args, log=print) -> int:
         if getattr(args, key) is not None:
             step[key] = getattr(args, key)
     device = "cuda" if cuda else "cpu"
+    if cuda and args.memory_cap_gib:  # what a smaller card leaves: the recipe's plan must see it (memory_plan.free_device_bytes)
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_cap_gib * GIB / total))
+        log(f"process capped at {args.memory_cap_gib:g} GiB of {total / GIB:.1f}")
     log(f"part qwen: {'tiny' if args.tiny else 'Qwen3-4B'}-shaped Qwen3, random weights, "
         f"{'NF4 on ' + torch.cuda.get_device_name(0) if cuda else 'bf16 on CPU (no CUDA: 4-bit skipped, no memory or MFU figures)'}; "
         f"batch {step['batch_size']} x {step['seq_len']} tokens, loss chunk {step['ce_chunk']}, "
@@ -423,7 +449,7 @@ def part_qwen(args, log=print) -> int:
     try:
         started = time.perf_counter()
         write_random_model(shape, folder, device)
-        bench = Bench(folder, quantized=cuda, ce_chunk=step["ce_chunk"])
+        bench = Bench(folder, quantized=cuda, ce_chunk=step["ce_chunk"], tokens_per_step=step["batch_size"] * step["seq_len"])
         log(f"random model written to {folder} in {time.perf_counter() - started:.0f}s")
         batch = random_batch(shape["vocab_size"], step["batch_size"], step["seq_len"], device)
         rows = {name: run_variant(name, bench, batch, WARMUP_STEPS, args.steps, log) for name in names}
@@ -517,6 +543,95 @@ def part_smollm(args, log=print) -> int:
     return 0
 
 
+CPU_VARIANTS = {  # name -> TrainConfig overrides; each runs the recipe (train_adapter) itself for --steps steps
+    "padded": dict(padding_free=False),
+    "padding-free": dict(padding_free=True),
+    "padding-free+bf16": dict(padding_free=True, cpu_bf16_autocast=True),
+}
+
+
+def step_timer():
+    """A TrainerCallback that splits each step's wall time: batch (collation, before on_step_begin), forward (hooks on
+    the model), backward (with TRL's entropy/accuracy metrics on the logits and grad clipping), optimizer, rest."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.parts, self.marks, self.hooked = {}, {}, False
+
+        def _add(self, name, start, end):
+            self.parts[name] = self.parts.get(name, 0.0) + end - start
+
+        def on_step_begin(self, args, state, control, model=None, **kw):
+            now = time.perf_counter()
+            if not self.hooked and model is not None:
+                model.register_forward_pre_hook(lambda *a: self.marks.__setitem__("fwd", time.perf_counter()))
+                model.register_forward_hook(lambda *a: self.marks.__setitem__("fwd_end", time.perf_counter()))
+                self.hooked = True
+            if "end" in self.marks:
+                self._add("batch", self.marks["end"], now)
+            self.marks["begin"] = now
+
+        def on_pre_optimizer_step(self, args, state, control, **kw):
+            now = time.perf_counter()
+            self._add("forward", self.marks["fwd"], self.marks["fwd_end"])
+            self._add("backward", self.marks["fwd_end"], now)
+            self.marks["opt"] = now
+
+        def on_optimizer_step(self, args, state, control, **kw):
+            self.marks["opt_end"] = time.perf_counter()
+            self._add("optimizer", self.marks["opt"], self.marks["opt_end"])
+
+        def on_step_end(self, args, state, control, **kw):
+            self.marks["end"] = time.perf_counter()
+            self._add("rest", self.marks["opt_end"], self.marks["end"])
+
+    return StepTimer()
+
+
+def part_cpu(args, log=print) -> int:
+    """The recipe's first --steps steps on the default model, per variant, one after the other in one process:
+    example tokens per second of trainer.train() (model load and the final val pass excluded), padding share."""
+    from dataclasses import replace
+
+    import torch
+
+    from evals.dataset import load_splits
+    from evals.policy import load_policy
+    from fixtures.base_model import pick_runtime, resolve_base_model
+    from fixtures.candidates import load_candidates
+    from training.build import trained_candidate_system
+    from training.config import TrainConfig
+    from training.recipe import train_adapter
+
+    policy = load_policy()
+    splits = load_splits(policy)
+    system = trained_candidate_system({c.name: c for c in load_candidates(policy, splits["train"])})
+    ref = resolve_base_model(args.base_model, args.cache_dir or default_cache_dir())
+    runtime = pick_runtime()
+    log(f"part cpu: {ref.name} on {runtime.label}, {torch.get_num_threads()} torch threads, {args.steps} steps per variant")
+    rows = []
+    for name in args.cpu_variants.split(","):
+        cfg = replace(TrainConfig(), **CPU_VARIANTS[name])
+        out_dir = Path(tempfile.mkdtemp(prefix="cpu-bench-", dir=args.tmp_dir))
+        timer = step_timer()
+        try:
+            r = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=lambda *a: None,
+                              max_steps=args.steps, callbacks=(timer,))
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        log(f"{name}: " + ", ".join(f"{k} {v / r.steps:.2f}s" for k, v in timer.parts.items()) + " per step")
+        rows.append([name, r.steps, f"{r.train_s:.1f}", f"{r.train_s / r.steps:.2f}", f"{r.real_tokens / r.train_s:,.0f}",
+                     f"{r.batch_tokens / r.train_s:,.0f}", f"{100 * r.padding_share:.1f}%",
+                     f"{r.train_loss[-1][1]:.4f}" if r.train_loss else "-", f"{r.val_loss[-1][1]:.4f}", f"{r.final_eval_s:.1f}"])
+        log("  ".join(map(str, rows[-1])))
+    from tabulate import tabulate
+
+    log(tabulate(rows, headers=["variant", "steps", "train s", "s/step", "example tok/s", "batch tok/s", "padding",
+                                "last train loss", f"val loss after {args.steps}", "val pass s"], tablefmt="github"))
+    return 0
+
+
 def default_cache_dir() -> Path:
     """Where `python -m training` caches (platformdirs), or ~/.cache/router-evals where platformdirs is not installed."""
     try:
@@ -530,7 +645,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     from fixtures.base_model import DEFAULT_NAME
 
     p = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=("qwen", "smollm", "all"), default="all", help="which benchmark to run")
+    p.add_argument("--part", choices=("qwen", "smollm", "cpu", "all"), default="all",
+                   help="which benchmark to run (all: qwen and smollm; cpu only when named)")
+    p.add_argument("--cpu-variants", default=",".join(CPU_VARIANTS), help=f"cpu part: from {','.join(CPU_VARIANTS)}")
     p.add_argument("--steps", type=int, default=STEPS, help="timed steps per variant (after %d warm-up steps)" % WARMUP_STEPS)
     p.add_argument("--tiny", action="store_true", help="a tiny Qwen3 shape instead of 4B; runs on CPU (no 4-bit there)")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
@@ -541,6 +658,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"tokens per sequence (default {SEQ_LEN}; --tiny {TINY_STEP['seq_len']})")
     p.add_argument("--ce-chunk", type=int, default=None,
                    help=f"tokens per chunk of the chunked loss (default {CE_CHUNK}; --tiny {TINY_STEP['ce_chunk']})")
+    p.add_argument("--memory-cap-gib", type=float, default=None,
+                   help="qwen part: cap this process's CUDA memory (torch.cuda.set_per_process_memory_fraction)")
     p.add_argument("--tmp-dir", type=Path, default=None,
                    help="where the random model (8 GB for the 4B shape) and the adapter go (default: system temp)")
     p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm part: local folder or the default name")
@@ -569,6 +688,8 @@ def main(argv=None) -> int:
     if args.part in ("smollm", "all"):
         print()
         rc = max(rc, part_smollm(args))
+    if args.part == "cpu":
+        rc = max(rc, part_cpu(args))
     return rc
 
 

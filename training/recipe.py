@@ -12,6 +12,7 @@ from evals.dataset import Case
 from fixtures.base_model import BaseModelRef, Runtime, load_base
 from fixtures.prompts import completion_text, encode_prompt, end_of_turn, messages, render_prompt
 from training.config import TrainConfig, lora_config
+from training.memory_plan import compile_layers, parameter_count, trainer_kwargs
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,23 @@ class TrainResult:
     wall_time_s: float
     train_tokens: int
     steps: int
+    train_s: float = 0.0  # trainer.train() alone (with its once-an-epoch val passes)
+    final_eval_s: float = 0.0
+    batch_tokens: int = 0  # positions the training batches computed, padding included
+    real_tokens: int = 0  # of those, example tokens
+    memory_plan: str | None = None  # CUDA: the plan training/memory_plan.py chose; None on CPU
+
+    @property
+    def padding_share(self) -> float:
+        return 1 - self.real_tokens / self.batch_tokens if self.batch_tokens else 0.0
 
     def to_dict(self) -> dict:
         return {
             "trainable_params": self.trainable_params, "total_params": self.total_params,
             "train_loss": self.train_loss, "val_loss": self.val_loss, "wall_time_s": round(self.wall_time_s, 1),
-            "train_tokens": self.train_tokens, "steps": self.steps,
+            "train_tokens": self.train_tokens, "steps": self.steps, "train_s": round(self.train_s, 1),
+            "final_eval_s": round(self.final_eval_s, 1), "batch_tokens": self.batch_tokens, "real_tokens": self.real_tokens,
+            "padding_share": round(self.padding_share, 4), "memory_plan": self.memory_plan,
         }
 
 
@@ -43,17 +55,36 @@ def tokenized_example(tokenizer, system: str, case: Case, eot: str) -> dict:
     return {"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids}
 
 
-def build_dataset(tokenizer, system: str, cases: list[Case]):
+def build_dataset(tokenizer, system: str, cases: list[Case], max_length: int | None = None):
+    """Tokenized rows, cut to max_length here (TRL does not cut padding-free batches; the padded path cut the same way)."""
     from datasets import Dataset
 
     eot = end_of_turn(tokenizer)
     rows = [tokenized_example(tokenizer, system, c, eot) for c in sorted(cases, key=lambda c: c.id)]
+    if max_length:
+        rows = [{k: v[:max_length] for k, v in row.items()} for row in rows]
     return Dataset.from_list(rows)
 
 
+class TokenCounter:
+    """Wraps the trainer's collator to count what the training batches compute (every position, and example tokens);
+    batches collated while the model is in eval mode (val passes) are not counted."""
+
+    def __init__(self, collate, model):
+        self.collate, self.model, self.batch_tokens, self.real_tokens = collate, model, 0, 0
+
+    def __call__(self, examples):
+        batch = self.collate(examples)
+        if self.model.training:
+            self.batch_tokens += batch["input_ids"].numel()
+            self.real_tokens += sum(len(e["input_ids"]) for e in examples)
+        return batch
+
+
 def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system: str, train: list[Case],
-                  val: list[Case], out_dir: Path, log=print, trust_remote_code: bool = False) -> TrainResult:
-    """Train and save the adapter (and its loss curve) into out_dir."""
+                  val: list[Case], out_dir: Path, log=print, trust_remote_code: bool = False,
+                  max_steps: int | None = None, callbacks: tuple = ()) -> TrainResult:
+    """Train and save the adapter (and its loss curve) into out_dir. max_steps, callbacks: for benchmarks."""
     import torch
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
@@ -61,7 +92,15 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model, tokenizer = load_base(ref, runtime, trust_remote_code)
-    if runtime.quantized:
+    plan = None
+    if runtime.device == "cuda":
+        from training.memory_plan import choose_memory_plan, free_device_bytes, prepare_base
+
+        plan = choose_memory_plan(cfg.memory_plan, parameter_count(model), cfg.per_device_train_batch_size * cfg.max_length,
+                                  model.config.get_text_config().vocab_size, free_device_bytes())
+        log(f"memory plan {plan} (TrainConfig.memory_plan={cfg.memory_plan!r})")
+        model = prepare_base(model, plan, cfg.gradient_checkpointing)
+    elif runtime.quantized:  # --cpu-4bit
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
@@ -69,7 +108,8 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         log("training on CPU with an unquantized fp32 base: LoRA, not QLoRA (4-bit on this CPU is ~15x slower; --cpu-4bit forces it)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = end_of_turn(tokenizer)
-    train_ds, val_ds = build_dataset(tokenizer, system, train), build_dataset(tokenizer, system, val)
+    train_ds = build_dataset(tokenizer, system, train, cfg.max_length)
+    val_ds = build_dataset(tokenizer, system, val, cfg.max_length)
     steps_per_epoch = math.ceil(len(train_ds) / cfg.per_device_train_batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.num_train_epochs)
     train_tokens = sum(len(x) for x in train_ds["input_ids"])
@@ -94,16 +134,18 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         warmup_steps=max(1, round(cfg.warmup_ratio * total_steps)),
         lr_scheduler_type=cfg.lr_scheduler_type,
         weight_decay=cfg.weight_decay,
-        max_length=cfg.max_length,
-        gradient_checkpointing=cfg.gradient_checkpointing and runtime.quantized,
+        max_length=None if cfg.padding_free else cfg.max_length,  # cut in build_dataset either way
+        padding_free=cfg.padding_free,
+        max_steps=max_steps or -1,
+        **({"gradient_checkpointing": False} if plan is None else trainer_kwargs(plan, cfg)),
         seed=cfg.seed,
         data_seed=cfg.seed,
         logging_steps=cfg.logging_steps,
-        eval_strategy="steps",
+        eval_strategy="steps" if max_steps is None else "no",  # a benchmark's short run times the final val pass apart
         eval_steps=eval_steps,
         save_strategy="no",
         report_to=[],
-        bf16=runtime.device == "cuda",
+        bf16=runtime.device == "cuda" or cfg.cpu_bf16_autocast,
         use_cpu=runtime.device == "cpu",
         train_sampling_strategy="group_by_length",
         dataloader_num_workers=0,
@@ -112,12 +154,20 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-        peft_config=lora_config(cfg), callbacks=[Progress()],
+        peft_config=lora_config(cfg), callbacks=[Progress(), *callbacks],
     )
+    if plan is not None:
+        compile_layers(trainer.model, plan)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log(trainable_line(trainable, total))
+    counter = trainer.data_collator = TokenCounter(trainer.data_collator, trainer.model)
+    train_started = time.perf_counter()
     trainer.train()
+    train_s = time.perf_counter() - train_started
+    batch_tokens, real_tokens = counter.batch_tokens, counter.real_tokens
+    eval_started = time.perf_counter()
     final_eval = trainer.evaluate()
+    final_eval_s = time.perf_counter() - eval_started
     trainer.model.save_pretrained(str(out_dir))
     history = trainer.state.log_history
     result = TrainResult(
@@ -128,7 +178,14 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         wall_time_s=time.perf_counter() - started,
         train_tokens=train_tokens,
         steps=trainer.state.global_step,
+        train_s=train_s,
+        final_eval_s=final_eval_s,
+        batch_tokens=batch_tokens,
+        real_tokens=real_tokens,
+        memory_plan=plan,
     )
+    log(f"trained {result.steps} steps in {train_s:.0f}s, {real_tokens / max(train_s, 1e-9):,.0f} example tok/s; "
+        f"padding {100 * result.padding_share:.1f}% of {batch_tokens:,} batch tokens; final val pass {final_eval_s:.0f}s")
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     write_loss_curve(result, out_dir / "loss_curve.png")
     return result

@@ -1,0 +1,25 @@
+"""The recipe's CUDA memory plan: fast when it fits, lean when memory is short, an override wins."""
+
+import pytest
+
+from training.memory_plan import GIB, choose_memory_plan, fast_peak_gib
+
+QWEN3_4B = dict(n_params=4_022_468_096, tokens_per_step=8 * 512, vocab_size=151_936)
+SMOLLM2 = dict(n_params=134_515_008, tokens_per_step=8 * 512, vocab_size=49_152)
+
+
+def test_fast_on_an_h100_lean_under_a_16_gib_cap():
+    assert choose_memory_plan("auto", **QWEN3_4B, free_bytes=78 * GIB) == "fast"
+    assert choose_memory_plan("auto", **QWEN3_4B, free_bytes=16 * GIB) == "lean"
+    assert choose_memory_plan("auto", **SMOLLM2, free_bytes=16 * GIB) == "fast"
+
+
+def test_the_estimate_grows_with_model_and_tokens():
+    assert fast_peak_gib(**QWEN3_4B) > 19.46  # the benchmark's fast+compile peak with a chunked loss, plus full logits
+    assert fast_peak_gib(**{**QWEN3_4B, "tokens_per_step": 2 * 4096}) > 2 * 19.46
+
+
+def test_an_explicit_plan_wins_and_a_typo_is_named():
+    assert choose_memory_plan("plain", **QWEN3_4B, free_bytes=1) == "plain"
+    with pytest.raises(ValueError, match="memory_plan must be one of"):
+        choose_memory_plan("fastest", **QWEN3_4B, free_bytes=1)
