@@ -47,19 +47,24 @@ def records():
 
 FACTS = {
     "base_model": "smollm2-135m-instruct", "base_identity": "gguf-sha256:0123456789abcdef", "device": "cpu-fp32",
-    "adapter": {"key": "ab12cd34ef56ab12cd34", "trained_now": True, "path": "/tmp/cache/adapter", "wall_time_s": 312.5,
-                "trainable_params": 4884480, "total_params": 139399488, "final_train_loss": 0.12, "final_val_loss": 0.15,
-                "loss_curve": "/tmp/cache/adapter/loss_curve.png"},
+    "adapters": {"0": {"key": "ab12cd34ef56ab12cd34", "trained_now": True, "path": "/tmp/cache/adapter", "wall_time_s": 312.5,
+                       "trainable_params": 4884480, "total_params": 139399488, "final_train_loss": 0.12, "final_val_loss": 0.15,
+                       "loss_curve": "/tmp/cache/adapter/loss_curve.png", "weights": "sha256:0011223344556677889900"}},
+    "loss_curve": "/tmp/cache/adapter/loss_curve.png",
     "phases": {"load_model_s": 12.1, "train_s": 300.0, "predict_base_s": 40.2},
 }
-BASELINE = {"candidate": "fine-tuned", "split": "test", "n": 12, "base_model": "smollm2-135m-instruct",
-            "fields": {"json_valid": 1.0, "schema_valid": 1.0, "tier": 1.0, "risk": 0.95, "recommended_platform": 1.0,
-                       "needs_review": 1.0, "exact": 0.8}}
+GATE = {"ok": True, "headline": "fixed 1, broken 0, unstable 0, unchanged 11, new 0, p = 1: no regression",
+        "counts": {"fixed": 1, "broken": 0, "unchanged": 11, "unstable": 0, "new": 0}, "p": 1.0,
+        "changed": {"fixed": [{"case_id": "t05", "where": "test.jsonl:6", "rules": ["custom-build"], "expected": EXPECTED,
+                               "baseline": {"seed-0": {"parse": "ok", **EXPECTED, "risk": "low"}},
+                               "current": {"seed-0": {"parse": "ok", **EXPECTED}}}], "broken": [], "unstable": [], "new": []},
+        "band_drops": [], "must_pass_breaks": [], "must_pass_known": [], "bands": {},
+        "settings": {"alpha": 0.05, "field_margin": 0.05, "rule_margin": 0.25}, "runs": {"baseline": ["seed-0"], "current": ["seed-0"]}}
 
 
 @pytest.fixture
 def summary():
-    return summarize(records(), FACTS, BASELINE)
+    return summarize(records(), FACTS, GATE)
 
 
 def html_of(md: str) -> str:
@@ -106,11 +111,9 @@ def test_markdown_says_the_numbers(summary):
     assert ("fine-tuned vs base: 11/12 vs 3/12 exact; 8 cases only fine-tuned got right, 0 only base; "
             "p = 0.0078 (significant at 0.05)") in md
     assert "p = 0.0625 (not significant at 0.05)" in md
-    assert "▲ +11.7 pp" in md  # exact 91.7% against 80%
-    assert "▼ −3.3 pp" in md  # risk 91.7% against 95%
-    assert "＝ 0.0 pp" in md
-    assert "Baseline: `fine-tuned` on split `test`, n = 12, base model `smollm2-135m-instruct`." in md
-    assert "trained now" in md and "`ab12cd34ef56`" in md and "4,884,480 of 139,399,488 (3.50%)" in md
+    assert "**PASS**: fixed 1, broken 0, unstable 0, unchanged 11, new 0, p = 1: no regression" in md
+    assert "fixed: t05 (custom-build)" in md and "baseline seed-0: risk='low' \\| now seed-0: right" in md
+    assert "trained now" in md and "`ab12cd34ef56`" in md and "3.50%" in md
     assert "[loss curve](adapter/loss_curve.png)" in md  # relative to the markdown's folder
     assert "![field accuracy per candidate](scorecard.png)" in md
     assert "| t11 " in md and "risk: high" in md and "risk: low" in md
@@ -120,9 +123,9 @@ def test_markdown_renders_every_table_as_gfm(summary):
     md = render_markdown(summary)
     html = html_of(md)
     delimiter_rows = [line for line in md.splitlines() if re.match(r"^\|[-|: ]+\|$", line)]
-    # accuracy, rules, bias, baseline, failure counts, fine-tuned failures, adapter, model, phases
-    assert len(delimiter_rows) == 9
-    assert html.count("<table>") == 9
+    # accuracy, rules, bias, failure counts, fine-tuned failures, adapters, model, phases
+    assert len(delimiter_rows) == 8
+    assert html.count("<table>") == 8
     assert "|---" not in html and "|-" not in html
 
 
@@ -133,7 +136,7 @@ def test_pipes_and_html_in_cells_are_escaped():
             r.update(got=None, parse_kind="no_json", raw="a | b <script>x</script> `tick`",
                      scores={**r["scores"], "json_valid": False, "tier": False, "exact": False})
     recs.append(record("fine-tuned", "t12", {**EXPECTED, "recommended_platform": "A | B"}))
-    md = render_markdown(summarize(recs, {}, {}))
+    md = render_markdown(summarize(recs, {}, None))
     assert "A \\| B" in md and "a \\| b" in md
     html = html_of(md)
     assert "<script>" not in html
@@ -142,20 +145,24 @@ def test_pipes_and_html_in_cells_are_escaped():
         assert len(widths) == 1, f"a row has a different number of cells:\n{tbl}"
 
 
-def test_no_baseline_and_no_fine_tuned_are_said_in_words():
+def test_no_gate_and_no_fine_tuned_are_said_in_words():
     recs = [r for r in records() if r["candidate"] != "fine-tuned"]
-    md = render_markdown(summarize(recs, {}, {}))
-    assert "No baseline yet" in md
+    md = render_markdown(summarize(recs, {}, None))
+    assert "The gate did not run" in md
     assert "No candidate named `fine-tuned` in this run: no paired test." in md
     assert "No adapter in this run." in md
     assert html_of(md).count("<table>") == 4  # accuracy, rules, bias, failure counts
 
 
-def test_baseline_for_a_split_not_scored_is_not_compared():
-    recs = [{**r, "split": "cases"} if r["suite"] == "policy" else r for r in records()]
-    md = render_markdown(summarize(recs, {}, BASELINE))
-    assert "## Accuracy on split `cases`" in md
-    assert "did not score that candidate on that split: no comparison" in md
+def test_seeds_show_mean_band_and_stability():
+    recs = [r for r in records() if r["candidate"] == "fine-tuned" and r["suite"] == "policy"]
+    second = [{**r, "run": "seed-1", "scores": {**r["scores"], "exact": r["case_id"] not in ("t10", "t11")}} for r in recs]
+    summary = summarize([{**r, "run": "seed-0"} for r in recs] + second, {}, None)
+    exact = summary["accuracy"]["test"]["fine-tuned"]["exact"]
+    assert (exact["runs"], exact["min"], exact["max"]) == (2, 10 / 12, 11 / 12)
+    assert summary["stability"]["fine-tuned"] == {"stable_right": 10, "stable_wrong": 1, "unstable": ["t10"], "n": 12}
+    md = render_markdown(summary)
+    assert "mean of 2 seeds (min–max 83.3%–91.7%" in md and "Unstable for `fine-tuned` (the seeds disagree): `t10`" in md
 
 
 def test_merge_facts_later_wins_and_nested_dicts_merge_one_level():
@@ -169,7 +176,7 @@ def test_merge_facts_later_wins_and_nested_dicts_merge_one_level():
 
 
 def test_summary_does_not_depend_on_record_order(summary):
-    assert summarize(list(reversed(records())), FACTS, BASELINE) == summary
+    assert summarize(list(reversed(records())), FACTS, GATE) == summary
 
 
 def test_png_is_a_png(summary):
