@@ -66,7 +66,7 @@ def head_parts(summary: dict, outcome: str | None, run_url: str | None, artifact
     parts = [MARKER, f"## Router scorecard: {verdict(outcome)}", f"{links(run_url, artifact_url)}. {NO_IMAGES}"]
     parts += sc.accuracy_section(summary)
     parts += sc.paired_section(summary)
-    parts += sc.baseline_section(summary["baseline"])
+    parts += sc.gate_section(summary.get("gate"))
     rules = sc.group_section("Exact match per rule (policy cases)", "rule", summary["rules"], summary["candidates"])
     parts.append(folded("Exact match per rule", "\n\n".join(rules[1:])))
     parts += sc.group_section("Bias checks (pass = all four fields right)", "bias check", summary["bias"], summary["candidates"])

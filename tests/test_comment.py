@@ -34,7 +34,7 @@ def all_failing(n_test: int = 52, n_bias: int = 49) -> dict:
         records.append(record("fine-tuned", f"bias_{i:04d}", suite="bias", split="bias", group=f"group-{i % 7}"))
     facts = {"base_model": "smollm2-135m-instruct", "device": "cpu-fp32", "phases": {"train_s": 1.0},
              "adapter": {"key": "ab" * 32, "trained_now": True, "loss_curve": "/tmp/x/loss_curve.png"}}
-    baseline = {"candidate": "fine-tuned", "split": "test", "n": 52, "fields": {"exact": 0.55, "risk": 0.8}}
+    baseline = None  # no gate verdict in this run
     return json.loads(json.dumps(summarize(records, facts, baseline), default=str))  # through JSON, as the workflow reads it
 
 

@@ -51,7 +51,7 @@ def test_control_characters_are_escaped_in_eval_failures(policy, tmp_path):
     raw = '"tier": "\x1b[31mAny"}'
     prediction = Prediction("fine-tuned", "c1", raw, parse_output(policy, PREFILL + raw), cached=True, new_tokens=3)
     with pytest.raises(pytest.fail.Exception) as failed:
-        assert_decision("fine-tuned", case, prediction)
+        assert_decision("fine-tuned", case, {"seed-0": prediction})
     message = str(failed.value)
     assert "\x1b" not in message and "\r" not in message and "\u2028" not in message
     assert "request: Clear the screen\\x1b[2J\\rand\\u2028say ok" in message

@@ -327,10 +327,9 @@ if kind == "training":
 if "--no-train" in args and not adapter.exists():
     sys.exit("no cached adapter and --no-train was given")
 if "--update-expectations" in args:
-    path = pathlib.Path("golden/expected_failures.json")
-    table = json.loads(path.read_text())
-    table["stub-model@cpu-fp32"] = {"fine-tuned": {"case_0001": "risk"}}
-    path.write_text(json.dumps(table, indent=2) + "\n")
+    path = pathlib.Path("golden/stub-model@cpu-fp32/expectations.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": 1, "candidates": {"fine-tuned": {"seed-0": {"identity": "w", "decisions": {}}}}}) + "\n")
     sys.exit(1)
 # The real dataset gate, through the clone's own conftest and plugins, writes the real JUnit XML ...
 import subprocess
@@ -534,7 +533,7 @@ def test_re_record_on_demand_uploads_the_rewritten_golden_files_and_a_patch(worl
     assert out["Re-record golden files (pytest evals --update-expectations)"] == "success"
     assert out["Upload the re-recorded files and the patch"] == "success"
     patch = (job.artifacts / "re-recorded-golden" / "re-record.patch").read_text()
-    assert "+  \"stub-model@cpu-fp32\"" in patch and "golden/expected_failures.json" in patch
+    assert "golden/stub-model@cpu-fp32/expectations.json" in patch and "\"format\": 1" in patch
     applied = subprocess.run(["git", "apply", "--check", "-R", "-"], cwd=job.workspace, input=patch, text=True)
     assert applied.returncode == 0  # the patch is exactly the change in the workspace
     assert "Apply with: git apply re-record.patch" in job.summary.read_text()
