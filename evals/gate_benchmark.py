@@ -161,7 +161,7 @@ def copy_project(dest: Path) -> Path:
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "scorecard.*", "*.png"))
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "scorecard.md", "scorecard.json", "*.png"))
         else:
             shutil.copy2(src, dest / name)
     registry = dest / "evals" / "data" / "candidates.json"
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
         project = work / m.name
         shutil.rmtree(project, ignore_errors=True)
         shutil.copytree(base, project, ignore=shutil.ignore_patterns("reports"))
-        shutil.copytree(ROOT / "reports", project / "reports", ignore=shutil.ignore_patterns("__pycache__", "scorecard.*", "*.png"))
+        shutil.copytree(ROOT / "reports", project / "reports", ignore=shutil.ignore_patterns("__pycache__", "scorecard.md", "scorecard.json", "*.png"))
         mutate(project, m)
         row = {"mutation": m.name, "harmful": m.harmful, "about": m.about, **run_suite(project, args, False, work / f"{m.name}.log")}
         print(f"{m.name}: {row['verdict']} in {row['seconds']} s: {row['detail']}", flush=True)

@@ -108,14 +108,14 @@ def test_must_pass_breaks_fail_only_where_the_baseline_held():
     b = case("b", BUILD, ("custom-build",), request="update invoices in NetSuite")
     named = case("n", SF, ("salesforce-integration",), request="write scores to Salesforce")
     before = runs({"a": d(BUILD), "b": d(SF), "n": d(SF)}, {"a": d(BUILD), "b": d(SF), "n": d(SF)}, {"a": d(BUILD), "b": d(SF), "n": d(SF)})
-    # a: two of three seeds break it (majority) -> fails; b: already broken in the baseline -> listed; n: named, allowed
-    after = runs({"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(BUILD), "b": d(SF), "n": d(SF)})
+    # a: every seed breaks it -> fails; b: already broken in the baseline -> listed; n: named, allowed
+    after = runs({"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(SF), "b": d(SF), "n": d(SF)})
     v = judge([a, b, named], [], before, after, (inv,), VerdictSettings(field_margin=1.0, rule_margin=1.0))
     assert [r["case_id"] for r in v.must_pass_breaks] == ["a"]
     assert [r["case_id"] for r in v.must_pass_known] == ["b"]
     assert not v.ok
-    # one seed of three is not a majority
-    after_one = runs({"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(BUILD), "b": d(SF), "n": d(SF)}, {"a": d(BUILD), "b": d(SF), "n": d(SF)})
+    # two seeds of three is seed noise, not a stable flip
+    after_one = runs({"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(BUILD), "b": d(SF), "n": d(SF)})
     assert judge([a, b, named], [], before, after_one, (inv,), VerdictSettings(field_margin=1.0, rule_margin=1.0)).must_pass_breaks == []
 
 
