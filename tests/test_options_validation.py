@@ -41,6 +41,11 @@ def ini(project, **values):
     ("router_min_rule_examples", "train=x", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'train=x'*"),
     ("router_min_rule_examples", "dev=3", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'dev=3'*"),
     ("router_min_rule_examples", "train", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'train'*"),
+    ("router_seeds", "cpu=0", "ini router_seeds (cpu): expected a whole number of seeds from 1 to 32, got '0'"),
+    ("router_seeds", "tpu=2", "ini router_seeds: unknown device 'tpu'*"),
+    ("router_gate_alpha", "0.7", "ini router_gate_alpha: expected a number in (0.0, 0.5], got '0.7'"),
+    ("router_gate_field_margin", "-1", "ini router_gate_field_margin: expected a number in ?0.0, 1.0?, got '-1'"),
+    ("router_gate_rule_margin", "x", "ini router_gate_rule_margin: expected a number in ?0.0, 1.0?, got 'x'"),
 ])
 def test_bad_ini_value_is_a_usage_error(project, key, value, message):
     ini(project, **{key: value})
@@ -75,16 +80,3 @@ def test_update_option_where_it_cannot_act(project, args, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
-
-@pytest.mark.parametrize("key, value, message", [
-    ("router_seeds", "cpu=0", "ini router_seeds (cpu): expected a whole number of seeds from 1 to 32, got '0'"),
-    ("router_seeds", "tpu=2", "ini router_seeds: unknown device 'tpu'*"),
-    ("router_gate_alpha", "0.7", "ini router_gate_alpha: expected a number in (0.0, 0.5], got '0.7'"),
-    ("router_gate_field_margin", "-1", "ini router_gate_field_margin: expected a number in ?0.0, 1.0?, got '-1'"),
-    ("router_gate_rule_margin", "x", "ini router_gate_rule_margin: expected a number in ?0.0, 1.0?, got 'x'"),
-])
-def test_bad_gate_setting_is_a_usage_error(project, key, value, message):
-    ini(project, **{key: value})
-    result = project.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{message}"])
