@@ -196,19 +196,30 @@ def broken_share(inv: Invariant, case, source, runs: dict) -> float | None:
 
 
 def must_pass(cases, bias, base_runs: dict, cur_runs: dict, invariants) -> tuple[list, list]:
-    """(breaks that fail the gate, violations the baseline already had)."""
-    targets = [(None, c, None) for c in cases] + list(bias)
+    """(breaks that fail the gate, violations the baseline already had).
+
+    Judged per case over the seed ensemble: a break is an invariant that every current seed breaks on a case where
+    every baseline seed kept every invariant that applies to it (a stable flip of a compliant case). A case the
+    baseline already violated in some seed, under any invariant, is listed as known when every current seed breaks
+    one: trading one violation for another (no integration for the wrong one) is not a new break. A case appears
+    once per invariant even when it is also a bias-group target (the counterexample group holds test cases).
+    """
+    targets, seen = [], set()
+    for group, case, source in [(None, c, None) for c in cases] + list(bias):
+        applying = [inv for inv in invariants if inv.applies(case, group)]
+        key = (case.id, source.id if source is not None else None, tuple(inv.id for inv in applying))
+        if applying and key not in seen:
+            seen.add(key)
+            targets.append((case, source, applying))
     breaks, known = [], []
-    for inv in invariants:
-        for group, case, source in targets:
-            if not inv.applies(case, group) or broken_share(inv, case, source, cur_runs) != 1.0:
+    for case, source, applying in targets:
+        before = {inv.id: broken_share(inv, case, source, base_runs) for inv in applying}
+        compliant = all(share is None or share == 0.0 for share in before.values())
+        for inv in applying:
+            if broken_share(inv, case, source, cur_runs) != 1.0:
                 continue
-            before = broken_share(inv, case, source, base_runs)
             row = {"invariant": inv.id, "text": inv.text, **case_row(case, base_runs, cur_runs)}
             if source is not None:
                 row["source"] = case_row(source, base_runs, cur_runs)
-            if before is None or before == 0.0:
-                breaks.append(row)
-            elif before > 0.5:
-                known.append(row)
+            (breaks if compliant else known).append(row)
     return breaks, known

@@ -11,6 +11,7 @@ from reports.verdict_render import text
 GLEAN = {"tier": "Trusted Functional Builder", "risk": "low", "recommended_platform": "Glean", "needs_review": False}
 BUILD = {"tier": "Trusted Technical Builder", "risk": "high", "recommended_platform": "Databricks app", "needs_review": True}
 SF = {**BUILD, "recommended_platform": "Databricks app + Salesforce integration"}
+SN = {**BUILD, "recommended_platform": "Databricks app + ServiceNow integration"}
 
 
 def case(cid, expected=GLEAN, rules=("glean-only",), request="a Glean agent over wiki pages"):
@@ -117,6 +118,25 @@ def test_must_pass_breaks_fail_only_where_the_baseline_held():
     # two seeds of three is seed noise, not a stable flip
     after_one = runs({"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(SF), "b": d(SF), "n": d(SF)}, {"a": d(BUILD), "b": d(SF), "n": d(SF)})
     assert judge([a, b, named], [], before, after_one, (inv,), VerdictSettings(field_margin=1.0, rule_margin=1.0)).must_pass_breaks == []
+
+
+def test_a_case_the_baseline_already_violated_is_known_not_broken():
+    """The H100 gate benchmark's false alarm: an SFDC request the baseline answered without an integration (breaking
+    named-integration) and the run answers with ServiceNow (breaking no-unnamed-integration) is a trade of one
+    violation for another, listed once, not a new break."""
+    unnamed = Invariant("no-unnamed-integration", "forbid-unless-named", "",
+                        values={SF["recommended_platform"]: ("salesforce", "sfdc"), SN["recommended_platform"]: ("servicenow",)})
+    named = Invariant("named-integration", "match-label", "", when_expected=(SF["recommended_platform"],))
+    c = case("s", SF, ("salesforce-integration",), request="sfdc: auto-fill the industry on new accounts")
+    before = runs(*[{"s": d(BUILD)}] * 3)
+    after = runs(*[{"s": d(SN)}] * 3)
+    v = judge([c], [("counterexample", c, None)], before, after, (unnamed, named), VerdictSettings(field_margin=1.0, rule_margin=1.0))
+    assert v.must_pass_breaks == [] and v.ok
+    assert sorted((r["invariant"], r["case_id"]) for r in v.must_pass_known) == [("named-integration", "s"), ("no-unnamed-integration", "s")]
+    # the same run on a baseline that answered Salesforce in every seed is a break, listed once per invariant
+    v = judge([c], [("counterexample", c, None)], runs(*[{"s": d(SF)}] * 3), after, (unnamed, named),
+              VerdictSettings(field_margin=1.0, rule_margin=1.0))
+    assert sorted(r["invariant"] for r in v.must_pass_breaks) == ["named-integration", "no-unnamed-integration"] and not v.ok
 
 
 def test_same_as_source_invariant_on_bias_cases():
