@@ -87,8 +87,8 @@ def test_a_failed_training_leaves_nothing_that_looks_like_an_adapter(tmp_path):
     assert ensure_adapter(tmp_path, inputs(), fake_trainer([]), log=lambda _: None).trained_now
 
 
-def test_a_killed_training_is_not_mistaken_for_an_adapter(tmp_path):
-    """SIGKILL in the middle of training: the half-written temp folder is ignored and training runs again."""
+def start_slow_build(cache: Path) -> subprocess.Popen:
+    """Another process building an adapter into `cache`, stopped in the middle of training (a half-written file)."""
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
@@ -98,10 +98,16 @@ def test_a_killed_training_is_not_mistaken_for_an_adapter(tmp_path):
             (folder / "adapter_model.safetensors").write_bytes(b"half")
             print("training", flush=True)
             time.sleep(60)
-        ensure_adapter({str(tmp_path)!r}, inputs(), slow, log=lambda _: None)
+        ensure_adapter({str(cache)!r}, inputs(), slow, log=lambda _: None)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "training"
+    return proc
+
+
+def test_a_killed_training_is_not_mistaken_for_an_adapter(tmp_path):
+    """SIGKILL in the middle of training: the half-written temp folder is ignored and training runs again."""
+    proc = start_slow_build(tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     key = adapter_key(inputs())

@@ -5,16 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.test_adapter_cache import fake_trainer, inputs
+from tests.test_adapter_cache import fake_trainer, inputs, start_slow_build
 from training import adapter_cache
-from training.adapter_cache import MANIFEST, adapter_key, check_adapter, code_identity, ensure_adapter, key_inputs
+from training.adapter_cache import MANIFEST, adapter_key, check_adapter, code_identity, ensure_adapter
 
-ROOT = Path(__file__).parent.parent
 
 
 @pytest.mark.parametrize("manifest, why", [
@@ -66,19 +64,7 @@ def hold_lock(lock_path: Path) -> subprocess.Popen:
 
 
 def test_sigterm_leaves_a_temp_folder_that_the_next_build_removes(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
-        from tests.test_adapter_cache import inputs
-        from training.adapter_cache import ensure_adapter
-        def slow(folder):
-            (folder / "adapter_model.safetensors").write_bytes(b"half")
-            print("training", flush=True)
-            time.sleep(60)
-        ensure_adapter({str(tmp_path)!r}, inputs(), slow, log=lambda _: None)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "training"
+    proc = start_slow_build(tmp_path)
     os.kill(proc.pid, signal.SIGTERM)
     proc.wait()
     key32 = adapter_key(inputs())[:32]

@@ -98,8 +98,8 @@ def test_near_duplicate_leak(project):
     result.stdout.fnmatch_lines(["*data/val.jsonl:2: field 'request': val case * is 0.* similar (threshold 0.6) to train case*"])
 
 
-def test_a_failing_gate_stops_training(project, monkeypatch):
-    """With a broken dataset, the eval tests fail with the gate's message and nothing trains."""
+def break_train_under_the_evals(project):
+    """A malformed first train row, and the eval tests collected next to the dataset gate."""
     rows = lines(project, "train")
     rows[0] = "{not json"
     write(project, "train", rows)
@@ -112,6 +112,11 @@ def test_a_failing_gate_stops_training(project, monkeypatch):
             dataset: gate
             policy: evals
     """)
+
+
+def test_a_failing_gate_stops_training(project, monkeypatch):
+    """With a broken dataset, the eval tests fail with the gate's message and nothing trains."""
+    break_train_under_the_evals(project)
     result = project.runpytest("-m", "policy", "--cache-dir", str(project.path / "cache"))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*the dataset gate fails, so nothing was trained or predicted*", "*train.jsonl:1*"])

@@ -9,7 +9,7 @@ from evals.dataset import MAX_REQUEST_CHARS, load_cases
 from fixtures.parse import parse_output
 from fixtures.predictions import Prediction
 from fixtures.prompts import PREFILL
-from tests.test_dataset_gate import ROOT, edit_row, lines, project, write  # noqa: F401  (project is a fixture)
+from tests.test_dataset_gate import break_train_under_the_evals, edit_row, project  # noqa: F401  (project is a fixture)
 
 
 def test_a_request_over_the_limit_fails_with_line_and_length(project):
@@ -59,18 +59,7 @@ def test_control_characters_are_escaped_in_eval_failures(policy, tmp_path):
 
 
 def test_the_same_gate_error_is_printed_once(project):
-    rows = lines(project, "train")
-    rows[0] = "{not json"
-    write(project, "train", rows)
-    project.makepyfile(test_evals="from evals.test_policy import *  # noqa: F401,F403")
-    project.makeini(f"""
-        [pytest]
-        pythonpath = {ROOT}
-        router_data_dir = data
-        markers =
-            dataset: gate
-            policy: evals
-    """)
+    break_train_under_the_evals(project)
     result = project.runpytest("--cache-dir", str(project.path / "cache"))
     # The short summary repeats a message in full when pytest does not truncate it (CI=true); count the report body.
     text = result.stdout.str().split("short test summary info")[0]
