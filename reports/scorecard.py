@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Iterable
 
 from evals.policy import DECISION_FIELDS
+from reports.cost import REFERENCE as COST_REFERENCE, cost_summary
 from reports.scoring import METRICS
 from reports.stats import mcnemar_exact, wilson
 
@@ -84,6 +85,7 @@ def summarize(records: list[dict], facts: dict, gate: dict | None = None) -> dic
         "rules": exact_by_group(policy, lambda r: r.get("rules") or ["(no rule)"]),
         "bias": exact_by_group(bias, lambda r: [r.get("bias_group") or "(ungrouped)"]),
         "gate": gate,
+        "cost": cost_summary(policy, candidates),
         "failures": failures(records, candidates),
         "run": facts,
     }
@@ -237,6 +239,7 @@ def render_markdown(summary: dict, md_dir: str | os.PathLike | None = None) -> s
     parts += accuracy_section(summary)
     parts += stability_section(summary.get("stability") or {})
     parts += paired_section(summary)
+    parts += cost_section(summary.get("cost") or {}, (summary.get("run") or {}).get("device"))
     parts += group_section("Exact match per rule (policy cases)", "rule", summary["rules"], summary["candidates"])
     parts += group_section("Bias checks (pass = all four fields right)", "bias check", summary["bias"], summary["candidates"])
     parts += failures_section(summary["failures"], summary["candidates"])
@@ -251,6 +254,26 @@ def accuracy_section(summary: dict) -> list[str]:
         rows = [[m] + [fmt_tally(by_cand[c][m]) for c in cands] for m in METRICS]
         out += [f"## Accuracy on split `{cell(split)}` (k/n, 95% Wilson interval)", table(["field", *map(cell, cands)], rows)]
     return out or ["## Accuracy", "No policy records in this run."]
+
+
+def cost_section(cost: dict, runtime: str | None) -> list[str]:
+    if not cost:
+        return []
+
+    def num(value, digits: int = 1, unit: str = "") -> str:
+        return "—" if value is None else f"{value:,.{digits}f}{unit}"
+
+    rows = [[cell(c), num(v["prompt_tokens"] and v["prompt_tokens"]["mean"], 0), num(v["prompt_tokens"] and v["prompt_tokens"]["max"], 0),
+             num(v["new_tokens"] and v["new_tokens"]["mean"]), num(v["latency_s"], 2, " s"), num(v["requests_per_s"], 2),
+             num(v["batch_rows"], 0), num(v["relative_cost"], 2, "×"), num(v["relative_tokens"], 2, "×")]
+            for c, v in cost.items()]
+    where = f" on `{cell(runtime)}`" if runtime else ""
+    return [f"## Cost per request{where}",
+            table(["candidate", "prompt tok (mean)", "prompt tok (max)", "generated tok (mean)", "latency",
+                   "requests/s", "batch", f"device time vs {COST_REFERENCE}", f"tokens vs {COST_REFERENCE}"], rows),
+            "Latency is the wall time of the batch a request ran in, requests/s is rows over batch time, both as "
+            "measured when each prediction was generated (cached ones keep that run's time); relative cost is device "
+            f"time per request over `{COST_REFERENCE}`'s."]
 
 
 def paired_section(summary: dict) -> list[str]:
@@ -407,6 +430,11 @@ def render_text(summary: dict) -> list[str]:
     for t in summary["paired"] or []:
         verdict = "significant" if t["significant"] else "not significant"
         lines.append(f"{FINE_TUNED} vs {t['other']} [{t['split']}]: +{t['only_fine_tuned']}/-{t['only_other']} cases, p = {t['p']:.4f} ({verdict})")
+    timed = {c: v for c, v in (summary.get("cost") or {}).items() if v["device_s_per_request"] is not None}
+    if timed:
+        lines.append("device s per request: " + ", ".join(
+            f"{c} {v['device_s_per_request']:.3f}" + (f" ({v['relative_cost']:.2f}x)" if v["relative_cost"] is not None else "")
+            for c, v in timed.items()))
     if summary["bias"]:
         totals = {c: [0, 0] for c in summary["candidates"]}
         for by_cand in summary["bias"].values():

@@ -39,4 +39,5 @@ def make_record(suite: str, candidate: str, case, prediction, bias_group: str | 
         "got": {k: parsed.obj.get(k) for k in DECISION_FIELDS} if parsed.json_valid else None,
         "parse_kind": parsed.kind, "raw": prediction.raw,
         "scores": score(case.expected, parsed.obj, parsed.json_valid, parsed.schema_valid),
+        "cost": {**(prediction.cost or {}), "new_tokens": prediction.new_tokens},
     }

@@ -52,6 +52,11 @@ def test_second_run_generates_nothing_and_a_changed_prompt_misses(tiny, policy, 
     second = predict(model, tokenizer, policy, candidate, cases, key_of(candidate), store, GEN)
     assert calls == [] and all(p.cached for p in second.values())
     assert [p.raw for p in second.values()] == [p.raw for p in first.values()]
+    # what each request cost is measured once, when generated, and a cached prediction keeps it
+    assert [p.cost for p in second.values()] == [p.cost for p in first.values()]
+    for p in first.values():
+        assert p.cost["prompt_tokens"] > 0 and p.cost["batch_seconds"] > 0 and 1 <= p.cost["batch_rows"] <= GEN.batch_size
+    assert sum(1 / p.cost["batch_rows"] for p in first.values()) == pytest.approx(2)  # 6 cases in batches of 4 and 2
 
     changed = replace(candidate, system=candidate.system + " Be brief.")
     third = predict(model, tokenizer, policy, changed, cases, key_of(changed), store, GEN)

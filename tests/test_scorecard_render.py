@@ -123,9 +123,9 @@ def test_markdown_renders_every_table_as_gfm(summary):
     md = render_markdown(summary)
     html = html_of(md)
     delimiter_rows = [line for line in md.splitlines() if re.match(r"^\|[-|: ]+\|$", line)]
-    # accuracy, rules, bias, failure counts, fine-tuned failures, adapters, model, phases
-    assert len(delimiter_rows) == 8
-    assert html.count("<table>") == 8
+    # accuracy, cost, rules, bias, failure counts, fine-tuned failures, adapters, model, phases
+    assert len(delimiter_rows) == 9
+    assert html.count("<table>") == 9
     assert "|---" not in html and "|-" not in html
 
 
@@ -151,7 +151,7 @@ def test_no_gate_and_no_fine_tuned_are_said_in_words():
     assert "The gate did not run" in md
     assert "No candidate named `fine-tuned` in this run: no paired test." in md
     assert "No adapter in this run." in md
-    assert html_of(md).count("<table>") == 4  # accuracy, rules, bias, failure counts
+    assert html_of(md).count("<table>") == 5  # accuracy, cost, rules, bias, failure counts
 
 
 def test_seeds_show_mean_band_and_stability():
@@ -189,3 +189,33 @@ def test_text_has_one_line_per_candidate_then_the_tests(summary):
     assert lines[2].startswith("fine-tuned [test] exact 11/12 (91.7%)")
     assert any("fine-tuned vs base [test]: +8/-0 cases, p = 0.0078 (significant)" in line for line in lines)
     assert lines[-1] == "bias pass: base 1/3, few-shot 2/3, fine-tuned 3/3"
+
+
+def test_cost_table_per_candidate_relative_to_fine_tuned():
+    """Prompt and generated tokens, latency, requests/s and device time per request, one row per (run, case): a
+    bias record of the same prediction or a second record of one case does not count twice."""
+    def costed(cand, cid, prompt, seconds, rows, run="main"):
+        r = record(cand, cid, EXPECTED)
+        r["run"], r["cost"] = run, {"prompt_tokens": prompt, "new_tokens": 40, "batch_seconds": seconds, "batch_rows": rows}
+        return r
+
+    recs = [costed("fine-tuned", f"t{i}", 60, 2.0, 4, run=f"seed-{s}") for i in range(4) for s in (0, 1)]
+    recs += [costed("base", f"t{i}", 900 + i, 8.0, 4) for i in range(4)]
+    recs += [costed("base", "t0", 900, 8.0, 4)]  # the same case again
+    recs += [record("few-shot", f"t{i}", EXPECTED) for i in range(4)]  # records written before costs existed
+    cost = summarize(recs, FACTS)["cost"]
+    ft, base = cost["fine-tuned"], cost["base"]
+    assert ft["requests"] == 8 and base["requests"] == 4
+    assert base["prompt_tokens"] == {"mean": 901.5, "max": 903} and base["new_tokens"]["mean"] == 40
+    assert base["latency_s"] == 8.0 and base["requests_per_s"] == pytest.approx(0.5) and ft["requests_per_s"] == pytest.approx(2.0)
+    assert base["relative_cost"] == pytest.approx(4.0) and ft["relative_cost"] == pytest.approx(1.0)
+    assert base["relative_tokens"] == pytest.approx(941.5 / 100)
+    assert cost["few-shot"]["timed"] == 0 and cost["few-shot"]["relative_cost"] is None
+    md = render_markdown(summarize(recs, FACTS))
+    assert "## Cost per request on `cpu-fp32`" in md
+    section = md.split("## Cost per request")[1].split("\n## ")[0]
+    cells = {row[0]: row[1:] for line in section.splitlines() if line.startswith("| ")
+             for row in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert cells["base"] == ["902", "903", "40.0", "8.00 s", "0.50", "4", "4.00×", "9.41×"]
+    assert cells["few-shot"][:4] == ["—", "—", "—", "—"]  # no cost fields at all: nothing is made up
+    assert any(line.startswith("device s per request: base 2.000 (4.00x)") for line in render_text(summarize(recs, FACTS)))
