@@ -49,7 +49,7 @@ def folded(summary_line: str, content: str) -> str:
 
 
 def failing_rows(summary: dict) -> list[list[str]]:
-    from reports.scorecard import cell, decision_text, text_cell
+    from reports.render_markdown import cell, decision_text, text_cell
 
     rows = []
     for f in summary["failures"]["cases"]:
@@ -61,11 +61,12 @@ def failing_rows(summary: dict) -> list[list[str]]:
 
 
 def head_parts(summary: dict, outcome: str | None, run_url: str | None, artifact_url: str | None) -> list[str]:
-    from reports import scorecard as sc
+    from reports import render_markdown as sc
 
     parts = [MARKER, f"## Router scorecard: {verdict(outcome)}", f"{links(run_url, artifact_url)}. {NO_IMAGES}"]
     parts += sc.accuracy_section(summary)
     parts += sc.paired_section(summary)
+    parts += sc.cost_section(summary.get("cost") or {}, (summary.get("run") or {}).get("device"))
     parts += sc.gate_section(summary.get("gate"))
     rules = sc.group_section("Exact match per rule (policy cases)", "rule", summary["rules"], summary["candidates"])
     parts.append(folded("Exact match per rule", "\n\n".join(rules[1:])))
@@ -75,7 +76,7 @@ def head_parts(summary: dict, outcome: str | None, run_url: str | None, artifact
 
 
 def tail_parts(summary: dict) -> list[str]:
-    from reports import scorecard as sc
+    from reports import render_markdown as sc
 
     facts = json.loads(json.dumps(summary.get("run") or {}))  # a copy
     (facts.get("adapter") or {}).pop("loss_curve", None)  # a relative link would be broken in a comment
@@ -85,7 +86,8 @@ def tail_parts(summary: dict) -> list[str]:
 def render(summary: dict, *, outcome: str | None = None, run_url: str | None = None,
            artifact_url: str | None = None, limit: int = LIMIT) -> str:
     """The comment body for a scorecard summary (scorecard.json), at most `limit` UTF-8 bytes."""
-    from reports.scorecard import FINE_TUNED, table
+    from reports.render_markdown import table
+    from reports.summary import FINE_TUNED
 
     head, tail = head_parts(summary, outcome, run_url, artifact_url), tail_parts(summary)
     rows = failing_rows(summary)

@@ -85,12 +85,9 @@ class ScorecardPlugin:
             return
         if not self.records and self.gate is None:
             return
-        from reports.scorecard import (
-            merge_facts,
-            render_markdown,
-            render_png,
-            summarize,
-        )
+        from reports.render_markdown import render_markdown
+        from reports.render_png import render_png
+        from reports.summary import merge_facts, summarize
 
         self.reports_dir = reports_dir(self.config)  # resolved now: Settings is stashed by another plugin's pytest_configure
         records = [r for rs in self.records.values() for r in rs]
@@ -144,7 +141,7 @@ class ScorecardPlugin:
             for line in self.notes:
                 terminalreporter.write_line(line)
             return
-        from reports.scorecard import render_text
+        from reports.render_text import render_text
 
         terminalreporter.write_sep("-", "router scorecard")
         partial = self.summary.get("partial_run")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from evals.policy import DECISION_FIELDS
 
 METRICS = ("json_valid", "schema_valid", *DECISION_FIELDS, "exact")
+# Short column labels for the chart and the terminal.
+SHORT = {"json_valid": "json", "schema_valid": "schema", "recommended_platform": "platform", "needs_review": "review"}
 
 
 def score(expected: dict, got: dict | None, json_valid: bool, schema_valid: bool) -> dict:

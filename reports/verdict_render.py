@@ -50,7 +50,7 @@ def text(verdict: dict, limit: int = 40) -> list[str]:
         if len(rows) > limit:
             lines.append(f"  ... and {len(rows) - limit} more {kind} (reports/scorecard.md lists them all)")
     if verdict["must_pass_known"]:
-        lines.append(f"  must-pass violations already in the baseline (not failing): "
+        lines.append("  must-pass violations already in the baseline (not failing): "
                      + ", ".join(f"{r['invariant']}:{r['case_id']}" for r in verdict["must_pass_known"]))
     if verdict.get("rerecord"):
         lines.append(f"  the adapters differ from the recorded ones; once this change is wanted, re-record and commit: {verdict['rerecord']}")

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from reports.comment import LIMIT, MARKER, main, render
-from reports.scorecard import summarize
+from reports.summary import summarize
 
 EXPECTED = {"tier": "Trusted Technical Builder", "risk": "high",
             "recommended_platform": "Databricks app + Salesforce integration", "needs_review": True}

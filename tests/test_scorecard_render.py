@@ -6,7 +6,10 @@ import re
 
 import pytest
 
-from reports.scorecard import merge_facts, render_markdown, render_png, render_text, summarize
+from reports.render_markdown import render_markdown
+from reports.render_png import render_png
+from reports.render_text import render_text
+from reports.summary import merge_facts, summarize
 
 EXPECTED = {"tier": "Trusted Technical Builder", "risk": "high",
             "recommended_platform": "Databricks app + Salesforce integration", "needs_review": True}

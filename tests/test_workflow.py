@@ -339,7 +339,7 @@ if gate.returncode != 0:
     sys.exit("the dataset gate failed in the clone")
 # ... and the expensive part is replaced by a scorecard where every fine-tuned case fails.
 sys.path.insert(0, os.getcwd())
-from reports.scorecard import render_markdown
+from reports.render_markdown import render_markdown
 from tests.test_comment import all_failing
 summary = all_failing()
 reports = pathlib.Path("reports")
