@@ -81,12 +81,21 @@ def summarize(records: list[dict], facts: dict, gate: dict | None = None) -> dic
         "accuracy": accuracy,
         "stability": stability(policy, candidates),
         "paired": paired_tests(policy, candidates, splits),
-        "rules": exact_by_group(policy, lambda r: r.get("rules") or ["(no rule)"]),
+        "rules": exact_by_group(policy, rule_groups),
         "bias": exact_by_group(bias, lambda r: [r.get("bias_group") or "(ungrouped)"]),
         "gate": gate,
         "failures": failures(records, candidates),
         "run": facts,
     }
+
+
+def rule_groups(record: dict) -> list[str]:
+    """The per-rule table's rows a policy record counts in: its rules, or (a --cases row without rules) its expected
+    tier and platform, so a file without rules still shows where the candidates miss."""
+    if record.get("rules"):
+        return list(record["rules"])
+    expected = record["expected"]
+    return [f"expected {expected['tier']} · {expected['recommended_platform']}"]
 
 
 def case_states(rows: list[dict]) -> dict:
@@ -171,6 +180,7 @@ def failures(records: list[dict], candidates: list[str]) -> dict:
     cases = [
         {
             "case_id": r["case_id"], "run": r.get("run", "main"), "suite": r["suite"], "split": r["split"], "bias_group": r.get("bias_group"),
+            "where": r.get("where"),
             "fields": [f for f in DECISION_FIELDS if not r["scores"].get(f)],
             "expected": r["expected"], "got": r["got"], "parse_kind": r["parse_kind"], "raw": r.get("raw", ""),
         }
@@ -310,12 +320,18 @@ def failures_section(fails: dict, candidates: list[str]) -> list[str]:
         return out + [f"### {FINE_TUNED}: no failing cases"]
     rows = []
     for f in fails["cases"]:
-        where = f"bias: {f['bias_group']}" if f["suite"] == "bias" else f"{f['suite']}/{f['split']}"
-        where += "" if f.get("run", "main") == "main" else f" ({f['run']})"
+        where = failure_where(f) + ("" if f.get("run", "main") == "main" else f" ({f['run']})")
         got = decision_text(f["got"], f["fields"]) if f["got"] is not None else "no JSON: " + text_cell(f["raw"], 60)
         parse = "" if f["parse_kind"] == "ok" else f["parse_kind"]
         rows.append([cell(f["case_id"]), cell(where), ", ".join(f["fields"]), decision_text(f["expected"], f["fields"]), got, parse])
     return out + [f"### Every failing case of {FINE_TUNED}", table(["case", "where", "fields wrong", "expected", "got", "parse"], rows)]
+
+
+def failure_where(f: dict) -> str:
+    """Where a failing case comes from: its bias group, or suite/split and the file:line of its row."""
+    if f["suite"] == "bias":
+        return f"bias: {f['bias_group']}"
+    return f"{f['suite']}/{f['split']}" + (f" at {f['where']}" if f.get("where") else "")
 
 
 def run_section(facts: dict, md_dir) -> list[str]:
