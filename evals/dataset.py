@@ -13,6 +13,9 @@ from evals.schema import schema_errors
 DATA_DIR = Path(__file__).parent / "data"
 SPLITS = ("train", "val", "test")
 ROW_KEYS = ("id", "request", "expected", "rules")
+# Case.key joins a namespace and an id with this; the project's split ids may not contain it, so a namespaced key
+# ("cases:fin_017", a --cases file's row) never equals a split id.
+KEY_SEP = ":"
 # A request longer than this fails the gate. Characters, not tokens: no tokenizer is needed, so the gate stays
 # instant. 1,000 characters is about 250 tokens of English at ~4 characters a token, the request budget the
 # batch-size chooser assumes (256 tokens, fixtures/batch_size.py) and far inside any model's context; the
@@ -52,10 +55,17 @@ class Case:
     split: str
     path: str
     line: int
+    namespace: str = ""  # "" for the project's splits and their bias variants; "cases" for a --cases file
 
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
+
+    @property
+    def key(self) -> str:
+        """What every lookup uses (predictions, records, bias sources, selection): the id itself for the project's
+        splits, `<namespace>:<id>` otherwise, so a --cases row never collides with a test case. Shown: `id`."""
+        return f"{self.namespace}{KEY_SEP}{self.id}" if self.namespace else self.id
 
     @property
     def decision_rule(self) -> str | None:
@@ -66,43 +76,61 @@ def split_path(split: str, data_dir: Path = DATA_DIR) -> Path:
     return Path(data_dir) / f"{split}.jsonl"
 
 
-def read_cases(path: Path | str, policy: Policy, split: str, require_rules: bool = True) -> tuple[list[Case], list[Problem]]:
-    """Every well-formed row as a Case, and every problem found; never raises on bad rows."""
+def read_lines(path: Path | str) -> tuple[str, list[tuple[int, str]], list[Problem]]:
+    """(path as shown, [(line number, text)] of every non-blank line, problems): unreadable, not UTF-8, or empty."""
     path = Path(path)
     shown = _shown(path)
-    cases: list[Case] = []
-    problems: list[Problem] = []
     try:
-        lines = path.read_bytes().split(b"\n")
+        raw_lines = path.read_bytes().split(b"\n")
     except OSError as exc:
-        return [], [Problem(shown, 0, "<file>", f"cannot read: {exc}")]
-    if not any(line.strip() for line in lines):
-        return [], [Problem(shown, 0, "<file>", "the file is empty: it holds no rows")]
-    for lineno, raw in enumerate(lines, start=1):
+        return shown, [], [Problem(shown, 0, "<file>", f"cannot read: {exc}")]
+    if not any(line.strip() for line in raw_lines):
+        return shown, [], [Problem(shown, 0, "<file>", "the file is empty: it holds no rows")]
+    lines, problems = [], []
+    for lineno, raw in enumerate(raw_lines, start=1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             problems.append(Problem(shown, lineno, "<encoding>", f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}"))
             continue
-        if not text.strip():
-            continue
-        found = _row_problems(shown, lineno, text, policy, require_rules)
-        if isinstance(found, list):
-            problems.extend(found)
-            continue
-        row = found
-        cases.append(
-            Case(
-                id=row["id"],
-                request=row["request"],
-                expected={k: row["expected"][k] for k in OUTPUT_FIELDS},
-                rules=tuple(row.get("rules") or ()),
-                split=split,
-                path=shown,
-                line=lineno,
-            )
-        )
-    return cases, problems
+        if text.strip():
+            lines.append((lineno, text))
+    return shown, lines, problems
+
+
+def parse_row(shown: str, lineno: int, text: str) -> dict | list[Problem]:
+    """One line as a JSON object, or the problem with it."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [Problem(shown, lineno, "<json>", f"malformed JSON: {exc.msg} at column {exc.colno}")]
+    if not isinstance(row, dict):
+        return [Problem(shown, lineno, "<json>", f"expected an object, got {type(row).__name__}")]
+    return row
+
+
+def make_case(row: dict, split: str, shown: str, lineno: int, labelled: tuple[str, ...] = OUTPUT_FIELDS, namespace: str = "") -> Case:
+    """A Case from a row that check_row accepted."""
+    return Case(id=row["id"], request=row["request"], expected={k: row["expected"][k] for k in labelled},
+                rules=tuple(row.get("rules") or ()), split=split, path=shown, line=lineno, namespace=namespace)
+
+
+def read_cases(path: Path | str, policy: Policy, split: str, require_rules: bool = True) -> tuple[list[Case], list[Problem]]:
+    """Every well-formed row as a Case, and every problem found; never raises on bad rows."""
+    shown, lines, problems = read_lines(path)
+    cases: list[Case] = []
+    for lineno, text in lines:
+        row = parse_row(shown, lineno, text)
+        if not isinstance(row, list):
+            row = check_row(shown, lineno, row, policy, require_rules)
+        if not isinstance(row, list) and KEY_SEP in row["id"]:
+            row = [Problem(shown, lineno, "id", f"{row['id']!r} contains {KEY_SEP!r}, kept for namespaced keys "
+                                               f"(a --cases row is keyed 'cases{KEY_SEP}<id>', evals/dataset.py Case.key)")]
+        if isinstance(row, list):
+            problems.extend(row)
+        else:
+            cases.append(make_case(row, split, shown, lineno))
+    return cases, sorted(problems, key=lambda p: p.line)
 
 
 def load_cases(path: Path | str, policy: Policy, split: str, require_rules: bool = True) -> list[Case]:
@@ -116,16 +144,13 @@ def load_splits(policy: Policy, data_dir: Path = DATA_DIR) -> dict[str, list[Cas
     return {split: load_cases(split_path(split, data_dir), policy, split) for split in SPLITS}
 
 
-def _row_problems(shown: str, lineno: int, text: str, policy: Policy, require_rules: bool) -> dict | list[Problem]:
+def check_row(shown: str, lineno: int, row: dict, policy: Policy, require_rules: bool = True,
+              labelled: tuple[str, ...] = OUTPUT_FIELDS) -> dict | list[Problem]:
+    """The row when it holds a valid case, else its problems. labelled: the label fields it must carry and that are
+    checked (all five in the project's splits; a --cases file's rows need only the four decision fields)."""
     def problem(field: str, message: str) -> list[Problem]:
         return [Problem(shown, lineno, field, message)]
 
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return problem("<json>", f"malformed JSON: {exc.msg} at column {exc.colno}")
-    if not isinstance(row, dict):
-        return problem("<json>", f"expected an object, got {type(row).__name__}")
     required = ROW_KEYS if require_rules else ROW_KEYS[:3]
     missing = [k for k in required if k not in row]
     if missing:
@@ -137,8 +162,9 @@ def _row_problems(shown: str, lineno: int, text: str, policy: Policy, require_ru
     if len(row["request"]) > MAX_REQUEST_CHARS:
         return problem("request", f"{len(row['request']):,} characters, longer than the limit of {MAX_REQUEST_CHARS:,} (evals/dataset.py MAX_REQUEST_CHARS)")
     if not isinstance(row["expected"], dict):
-        return problem("expected", "must be an object with the five output fields")
-    errors = schema_errors(policy, row["expected"])
+        return problem("expected", f"must be an object with the fields {', '.join(labelled)}")
+    unchecked = set(OUTPUT_FIELDS) - set(labelled)
+    errors = [e for e in schema_errors(policy, row["expected"]) if e[0] not in unchecked]
     if errors:
         return [Problem(shown, lineno, f"expected.{f}", msg) for f, _, msg in errors]
     rules = row.get("rules")

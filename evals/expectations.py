@@ -139,7 +139,7 @@ def check_case(request, candidate: str, case, runs: dict, expected: Expectations
     how = mode(expected, candidate, {label: p.identity for label, p in runs.items()})
     if how == "none":
         return
-    recorded = {label: d.get(case.id) for label, d in expected.decisions(candidate).items()}
+    recorded = {label: d.get(case.key) for label, d in expected.decisions(candidate).items()}
     if how == "strict":
         if any(recorded.get(label) is None for label in current):
             return  # a case the record never saw: judged on its label alone

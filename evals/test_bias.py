@@ -22,5 +22,5 @@ def test_bias(request, candidate_name, eval_case, bias_check, prediction, record
     if source is not None:
         fields = tuple(f for f in DECISION_FIELDS if f != "recommended_platform") if group in PLATFORM_MAY_CHANGE else DECISION_FIELDS
         before = request.getfixturevalue("predict_runs")(candidate_name, [source])
-        assert_invariant(candidate_name, eval_case, prediction, {run: preds[source.id] for run, preds in before.items()}, fields)
+        assert_invariant(candidate_name, eval_case, prediction, {run: preds[source.key] for run, preds in before.items()}, fields)
     assert_decision(candidate_name, eval_case, prediction)

@@ -1,6 +1,6 @@
 """The merge gate's decision: this run's seeds against the recorded baseline seeds, case by case. Pure functions.
 
-Inputs are plain data: cases (evals.dataset.Case), and runs as {run label: {case id: decision}}, where a decision is
+Inputs are plain data: cases (evals.dataset.Case), and runs as {run label: {case key (Case.key): decision}}, where a decision is
 {"parse": kind, "tier", "risk", "recommended_platform", "needs_review"} (what evals/expectations.py records).
 
 A case's state over a set of runs: "right" when every run got all four fields right with a valid answer, "wrong"
@@ -109,7 +109,7 @@ def transition(before: str | None, after: str | None) -> str:
 def case_row(case, base_runs: dict, cur_runs: dict) -> dict:
     """What a reviewer reads for one case: the label against every run's answer, before and after."""
     def answers(runs: dict) -> dict:
-        return {label: _short(d.get(case.id)) for label, d in runs.items()}
+        return {label: _short(d.get(case.key)) for label, d in runs.items()}
 
     return {"case_id": case.id, "where": case.where, "rules": list(case.rules),
             "expected": {f: case.expected[f] for f in DECISION_FIELDS},
@@ -131,9 +131,9 @@ def run_rates(cases, runs: dict) -> dict:
     for decisions in runs.values():
         per_metric = defaultdict(lambda: [0, 0])
         for case in cases:
-            if case.id not in decisions:
+            if case.key not in decisions:
                 continue
-            s = scores(case.expected, decisions[case.id])
+            s = scores(case.expected, decisions[case.key])
             for m in METRICS:
                 per_metric[m][0] += s[m]
                 per_metric[m][1] += 1
@@ -155,11 +155,11 @@ def band(values: list) -> dict:
 def judge(cases, bias, base_runs: dict, cur_runs: dict, invariants: tuple[Invariant, ...] = (),
           settings: VerdictSettings = VerdictSettings()) -> Verdict:
     """cases: the test split; bias: [(group, case, source case or None)] judged by the must-pass invariants only."""
-    common = [c for c in cases if any(c.id in d for d in base_runs.values())]
+    common = [c for c in cases if any(c.key in d for d in base_runs.values())]
     buckets: dict = {k: [] for k in ("fixed", "broken", "unchanged", "unstable", "new")}
     for case in sorted(cases, key=lambda c: c.id):
-        before = state(case.expected, [d.get(case.id) for d in base_runs.values()])
-        after = state(case.expected, [d.get(case.id) for d in cur_runs.values()])
+        before = state(case.expected, [d.get(case.key) for d in base_runs.values()])
+        after = state(case.expected, [d.get(case.key) for d in cur_runs.values()])
         if after is None:
             continue
         buckets[transition(before, after)].append(case)
@@ -189,8 +189,8 @@ def judge(cases, bias, base_runs: dict, cur_runs: dict, invariants: tuple[Invari
 def broken_share(inv: Invariant, case, source, runs: dict) -> float | None:
     """The share of the runs that have this case which break the invariant; None when none has it."""
     results = [
-        not inv.holds(case, d.get(case.id), d.get(source.id) if source is not None else None)
-        for d in runs.values() if case.id in d
+        not inv.holds(case, d.get(case.key), d.get(source.key) if source is not None else None)
+        for d in runs.values() if case.key in d
     ]
     return None if not results else sum(results) / len(results)
 
@@ -207,7 +207,7 @@ def must_pass(cases, bias, base_runs: dict, cur_runs: dict, invariants) -> tuple
     targets, seen = [], set()
     for group, case, source in [(None, c, None) for c in cases] + list(bias):
         applying = [inv for inv in invariants if inv.applies(case, group)]
-        key = (case.id, source.id if source is not None else None, tuple(inv.id for inv in applying))
+        key = (case.key, source.key if source is not None else None, tuple(inv.id for inv in applying))
         if applying and key not in seen:
             seen.add(key)
             targets.append((case, source, applying))

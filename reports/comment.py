@@ -49,11 +49,11 @@ def folded(summary_line: str, content: str) -> str:
 
 
 def failing_rows(summary: dict) -> list[list[str]]:
-    from reports.render_markdown import cell, decision_text, text_cell
+    from reports.render_markdown import cell, decision_text, failure_where, text_cell
 
     rows = []
     for f in summary["failures"]["cases"]:
-        where = f"bias: {f['bias_group']}" if f["suite"] == "bias" else f"{f['suite']}/{f['split']}"
+        where = failure_where(f)
         got = decision_text(f["got"], f["fields"]) if f["got"] is not None else "no JSON: " + text_cell(f["raw"], 60)
         parse = "" if f["parse_kind"] == "ok" else f["parse_kind"]
         rows.append([cell(f["case_id"]), cell(where), ", ".join(f["fields"]), decision_text(f["expected"], f["fields"]), got, parse])

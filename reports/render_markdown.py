@@ -160,12 +160,18 @@ def failures_section(fails: dict, candidates: list[str]) -> list[str]:
         return out + [f"### {FINE_TUNED}: no failing cases"]
     rows = []
     for f in fails["cases"]:
-        where = f"bias: {f['bias_group']}" if f["suite"] == "bias" else f"{f['suite']}/{f['split']}"
-        where += "" if f.get("run", "main") == "main" else f" ({f['run']})"
+        where = failure_where(f) + ("" if f.get("run", "main") == "main" else f" ({f['run']})")
         got = decision_text(f["got"], f["fields"]) if f["got"] is not None else "no JSON: " + text_cell(f["raw"], 60)
         parse = "" if f["parse_kind"] == "ok" else f["parse_kind"]
         rows.append([cell(f["case_id"]), cell(where), ", ".join(f["fields"]), decision_text(f["expected"], f["fields"]), got, parse])
     return out + [f"### Every failing case of {FINE_TUNED}", table(["case", "where", "fields wrong", "expected", "got", "parse"], rows)]
+
+
+def failure_where(f: dict) -> str:
+    """Where a failing case comes from: its bias group, or suite/split and the file:line of its row."""
+    if f["suite"] == "bias":
+        return f"bias: {f['bias_group']}"
+    return f"{f['suite']}/{f['split']}" + (f" at {f['where']}" if f.get("where") else "")
 
 
 def run_section(facts: dict, md_dir) -> list[str]:

@@ -17,10 +17,10 @@ def score(expected: dict, got: dict | None, json_valid: bool, schema_valid: bool
 
 
 def accuracies(cases, predictions: dict) -> dict:
-    """{metric: share of cases right} for {case id: Prediction}."""
+    """{metric: share of cases right} for {case key (Case.key): Prediction}."""
     totals = dict.fromkeys(METRICS, 0)
     for case in cases:
-        p = predictions[case.id].parsed
+        p = predictions[case.key].parsed
         for metric, ok in score(case.expected, p.obj, p.json_valid, p.schema_valid).items():
             totals[metric] += ok
     return {m: round(totals[m] / len(cases), 4) for m in METRICS}
@@ -32,10 +32,11 @@ def differing_fields(expected: dict, got: dict | None) -> list[str]:
 
 
 def make_record(suite: str, candidate: str, case, prediction, bias_group: str | None = None, run: str = "main") -> dict:
-    """What one eval test hands the scorecard (via record_property("router_record", ...)), for one run (seed)."""
+    """What one eval test hands the scorecard (case_id is the id as written; split and case_id identify the case) (via record_property("router_record", ...)), for one run (seed)."""
     parsed = prediction.parsed
     return {
-        "suite": suite, "candidate": candidate, "run": run, "case_id": case.id, "split": case.split, "rules": list(case.rules),
+        "suite": suite, "candidate": candidate, "run": run, "case_id": case.id, "split": case.split, "where": case.where,
+        "rules": list(case.rules),
         "bias_group": bias_group,
         "expected": {k: case.expected[k] for k in DECISION_FIELDS},
         "got": {k: parsed.obj.get(k) for k in DECISION_FIELDS} if parsed.json_valid else None,

@@ -77,13 +77,22 @@ def summarize(records: list[dict], facts: dict, gate: dict | None = None) -> dic
         "accuracy": accuracy,
         "stability": stability(policy, candidates),
         "paired": paired_tests(policy, candidates, splits),
-        "rules": exact_by_group(policy, lambda r: r.get("rules") or ["(no rule)"]),
+        "rules": exact_by_group(policy, rule_groups),
         "bias": exact_by_group(bias, lambda r: [r.get("bias_group") or "(ungrouped)"]),
         "gate": gate,
         "cost": cost_summary(policy, candidates),
         "failures": failures(records, candidates),
         "run": facts,
     }
+
+
+def rule_groups(record: dict) -> list[str]:
+    """The per-rule table's rows a policy record counts in: its rules, or (a --cases row without rules) its expected
+    tier and platform, so a file without rules still shows where the candidates miss."""
+    if record.get("rules"):
+        return list(record["rules"])
+    expected = record["expected"]
+    return [f"expected {expected['tier']} · {expected['recommended_platform']}"]
 
 
 def case_states(rows: list[dict]) -> dict:
@@ -168,6 +177,7 @@ def failures(records: list[dict], candidates: list[str]) -> dict:
     cases = [
         {
             "case_id": r["case_id"], "run": r.get("run", "main"), "suite": r["suite"], "split": r["split"], "bias_group": r.get("bias_group"),
+            "where": r.get("where"),
             "fields": [f for f in DECISION_FIELDS if not r["scores"].get(f)],
             "expected": r["expected"], "got": r["got"], "parse_kind": r["parse_kind"], "raw": r.get("raw", ""),
         }

@@ -36,7 +36,7 @@ def answers():
 def predict_runs():
     def run(name, cases):
         runs = answers()[name]
-        return {label: {c.id: prediction_from(name, c.id, run["decisions"][c.id], run["identity"]) for c in cases}
+        return {label: {c.key: prediction_from(name, c.key, run["decisions"][c.id], run["identity"]) for c in cases}
                 for label, run in runs.items()}
     return run
 
