@@ -15,7 +15,8 @@ from evals.dataset import DatasetError
 from evals.metamorphic import bias_cases
 from fixtures.parse import Parsed
 from fixtures.predictions import Prediction, PredictionStore, predict
-from reports.scorecard import render_markdown, summarize
+from reports.render_markdown import render_markdown
+from reports.summary import summarize
 from reports.scoring import make_record, score
 from tests.canned import prediction_from
 from tests.test_dataset_gate import edit_row, project  # noqa: F401  (project is a fixture)
