@@ -50,3 +50,9 @@ def test_the_top_level_must_be_a_list(tmp_path):
 def test_documented_optional_keys_are_accepted(tmp_path):
     path = registry(tmp_path, [{**GOOD, "constrain": "schema", "about": "JSON-constrained decoding"}])
     assert candidate_names(path) == ["terse"]
+
+
+def test_names_may_hold_a_plus(tmp_path):
+    assert candidate_names(registry(tmp_path, [{**GOOD, "name": "base+schema"}])) == ["base+schema"]
+    with pytest.raises(ValueError, match=r"candidates.json:2: field '\[0\].name'"):
+        read_registry(registry(tmp_path, [{**GOOD, "name": "+schema"}]))

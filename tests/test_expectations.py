@@ -7,10 +7,16 @@ from pathlib import Path
 import matplotlib.pyplot  # noqa: F401  imported before pytester's runs: numpy refuses a second import in one process
 import pytest
 
+from fixtures.candidates import read_registry
+
 ROOT = Path(__file__).parent.parent
 GOLDEN_ID = "tiny@cpu-fp32"
 GLEAN = {"tier": "Trusted Functional Builder", "risk": "low", "recommended_platform": "Glean", "needs_review": False}
 CASES = [f"t{i:02d}" for i in range(12)]
+# The shipped registry's candidates: those on the trained adapter answer per seed, the others with one run.
+TRAINED = [e["name"] for e in read_registry() if e.get("adapter") == "trained"]
+PROMPT_ONLY = [e["name"] for e in read_registry() if e.get("adapter", "none") == "none"]
+N = len(TRAINED) + len(PROMPT_ONLY)  # one snapshot test each, beside the one gate test
 
 CONFTEST = '''
 import json
@@ -80,14 +86,14 @@ def project(pytester):
 
 
 def write_answers(pytester, wrong=(), identity="w", seeds=2, wrong_in=None, prompt_wrong=()):
-    """fine-tuned answers GLEAN except `wrong` cases (risk high), in every seed or only in `wrong_in`; the prompt
-    candidates (unchanged weights) get `prompt_wrong` wrong."""
+    """The trained candidates answer GLEAN except `wrong` cases (risk high), in every seed or only in `wrong_in`; the
+    prompt candidates (unchanged weights) get `prompt_wrong` wrong."""
     def decisions(seed, wrong=wrong):
         bad = set(wrong) if wrong_in is None or seed in wrong_in else set()
         return {c: {"parse": "ok", **GLEAN, **({"risk": "high"} if c in bad else {})} for c in CASES}
 
     runs = {f"seed-{s}": {"identity": f"{identity}{s}", "decisions": decisions(s)} for s in range(seeds)}
-    answers = {"fine-tuned": runs, **{n: {"main": {"identity": "p", "decisions": decisions(0, prompt_wrong)}} for n in ("base", "few-shot")}}
+    answers = {**{n: runs for n in TRAINED}, **{n: {"main": {"identity": "p", "decisions": decisions(0, prompt_wrong)}} for n in PROMPT_ONLY}}
     (pytester.path / "answers.json").write_text(json.dumps(answers))
 
 
@@ -113,33 +119,33 @@ def test_a_record_for_another_runtime_is_an_error_naming_it(project):
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_record_then_strict_then_determinism_break(project, workers):
     write_answers(project, wrong=["t00"], prompt_wrong=["t00"])
-    project.runpytest("--update-expectations", *workers).assert_outcomes(skipped=4)
+    project.runpytest("--update-expectations", *workers).assert_outcomes(skipped=1 + N)
     rec = record(project)
-    assert set(rec["candidates"]) == {"base", "few-shot", "fine-tuned"}
+    assert set(rec["candidates"]) == {*TRAINED, *PROMPT_ONLY} >= {"base", "few-shot", "fine-tuned"}
     assert rec["candidates"]["fine-tuned"]["seed-1"]["identity"] == "w1"
     assert rec["candidates"]["fine-tuned"]["seed-0"]["decisions"]["t00"]["risk"] == "high"
 
     result = project.runpytest(*workers)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=1 + N)
 
     write_answers(project, wrong=["t00", "t01"], prompt_wrong=["t00", "t01"])  # same weights, another answer
     result = project.runpytest(*workers)
-    result.assert_outcomes(failed=3, passed=1)  # the gate sees one broken case of 12: noise
+    result.assert_outcomes(failed=N, passed=1)  # every snapshot moved; the gate sees one broken case of 12: noise
     result.stdout.fnmatch_lines(["*decision(s) differ from*with the same weights*", "*seed-0 t01: risk 'low' -> 'high'*"])
 
 
 def test_new_weights_benign_change_passes_and_lists_what_moved(project):
-    project.runpytest("--update-expectations").assert_outcomes(skipped=4)
+    project.runpytest("--update-expectations").assert_outcomes(skipped=1 + N)
     write_answers(project, wrong=["t03"], identity="new")  # retrained: one case broke
     result = project.runpytest("-rA")
-    result.assert_outcomes(passed=3, xfailed=1)
+    result.assert_outcomes(passed=1 + len(PROMPT_ONLY), xfailed=len(TRAINED))  # the trained ones drift
     result.stdout.fnmatch_lines(["*fixed 0, broken 1, unstable 0, unchanged 11, new 0, p = 0.5: no regression*"])
     summary = json.loads((project.path / "reports" / "scorecard.json").read_text())
     assert summary["gate"]["ok"] and summary["gate"]["rerecord"] == "pytest evals --update-expectations"
 
 
 def test_new_weights_regression_fails_naming_the_cases(project):
-    project.runpytest("--update-expectations").assert_outcomes(skipped=4)
+    project.runpytest("--update-expectations").assert_outcomes(skipped=1 + N)
     write_answers(project, wrong=CASES[:6], identity="new")
     result = project.runpytest("-k", "gate")
     result.assert_outcomes(failed=1)
@@ -151,7 +157,7 @@ def test_new_weights_regression_fails_naming_the_cases(project):
 
 
 def test_unstable_cases_are_listed_and_do_not_fail(project):
-    project.runpytest("--update-expectations").assert_outcomes(skipped=4)
+    project.runpytest("--update-expectations").assert_outcomes(skipped=1 + N)
     write_answers(project, wrong=CASES[:2], identity="new", wrong_in={1})  # seed 1 misses two cases, seed 0 none
     result = project.runpytest("-k", "gate", "-rA")
     result.assert_outcomes(passed=1)
@@ -159,7 +165,7 @@ def test_unstable_cases_are_listed_and_do_not_fail(project):
 
 
 def test_a_filtered_re_record_is_refused_and_keeps_the_record(project):
-    project.runpytest("--update-expectations").assert_outcomes(skipped=4)
+    project.runpytest("--update-expectations").assert_outcomes(skipped=1 + N)
     before = record(project)
     result = project.runpytest("--update-expectations", "-k", "few")
     result.stderr.fnmatch_lines(["*--update-expectations re-records the whole record*deselected*"])

@@ -36,8 +36,8 @@ def ini(project, **values):
     ("router_leak_jaccard", "1.5", "ini router_leak_jaccard: expected a number in (0, 1], got '1.5'"),
     ("router_leak_jaccard", "0", "ini router_leak_jaccard: expected a number in (0, 1], got '0'"),
     ("router_leak_jaccard", "nan", "ini router_leak_jaccard: expected a number in (0, 1], got 'nan'"),
-    ("router_max_new_tokens", "0", "ini router_max_new_tokens: expected an integer from 1 to 4096, got '0'"),
-    ("router_max_new_tokens", "many", "ini router_max_new_tokens: expected an integer from 1 to 4096, got 'many'"),
+    ("router_max_new_tokens", "0", "ini router_max_new_tokens: expected 'auto' or an integer from 1 to 4096, got '0'"),
+    ("router_max_new_tokens", "many", "ini router_max_new_tokens: expected 'auto' or an integer from 1 to 4096, got 'many'"),
     ("router_min_rule_examples", "train=x", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'train=x'*"),
     ("router_min_rule_examples", "dev=3", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'dev=3'*"),
     ("router_min_rule_examples", "train", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'train'*"),
@@ -58,6 +58,11 @@ def test_bad_ini_value_is_a_usage_error(project, key, value, message):
 def test_good_values_pass(project):
     ini(project, router_batch_size_cpu="16", router_leak_jaccard="1", router_max_new_tokens="64",
         router_min_rule_examples="train=0 val=2")
+    project.runpytest().assert_outcomes(passed=2)
+
+
+def test_max_new_tokens_auto_passes(project):
+    ini(project, router_max_new_tokens="auto")
     project.runpytest().assert_outcomes(passed=2)
 
 
