@@ -246,8 +246,8 @@ def test_pytest_evals_cases_scores_a_flat_file_end_to_end(suite, splits):  # noq
     _, _, source = next(b for b in bias_cases(splits["test"]) if b[0] == "swap-names")
     write(pytester.path / "five.jsonl", row(source.id), {**row("b1", request="Build an app that books rooms.", **BUILD), "ticket": "T-9"},
           row("g2", request="A Glean agent for the sales wiki."))
-    result = pytester.runpytest_subprocess(*args, "-k", "not fine-tuned", "--assert-prompt-candidates")
-    result.assert_outcomes(failed=6, deselected=3)  # 2 prompt candidates x 3 rows; the random tiny model gets none right
+    result = pytester.runpytest_subprocess(*args, "-k", "not fine-tuned and not schema", "--assert-prompt-candidates")
+    result.assert_outcomes(failed=6, deselected=12)  # base and few-shot x 3 rows; the random tiny model gets none right
     result.stdout.fnmatch_lines([f"*base got {source.id} wrong*", f"case {source.id} at five.jsonl:1; rules: -"])
     result.stdout.fnmatch_lines(["*five.jsonl:2: field 'ticket': unknown key 'ticket'*"])
     summary = json.loads((pytester.path / "reports" / "scorecard.json").read_text())
