@@ -5,7 +5,7 @@ the top level of the row. `reason` may be left out and is never read (nothing sc
 and, when given, are checked as in the project's splits. Every case is keyed `cases:<id>` (Case.key), so an id in
 the file never collides with a test-split id; messages show the id as written and file:line.
 
-Errors (DatasetError, `file:line: field 'f': what`): an empty file, a duplicate id (naming both lines), a decision
+Errors (DatasetError, `file:line: field 'f': what`): an empty file, a duplicate id (naming both lines), a
 decision field at the top level beside `expected`, and whatever a split's row can get wrong. A key the suite
 does not read is a CasesFileWarning naming the file, line and key, and is ignored.
 """
