@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from evals.test_gate import GATED
+
 ROOT = Path(__file__).parent.parent
 COPIED = ("evals", "fixtures", "training", "reports", "golden", "conftest.py", "pyproject.toml")
 SF = "Databricks app + Salesforce integration"
@@ -165,7 +167,7 @@ def copy_project(dest: Path) -> Path:
         else:
             shutil.copy2(src, dest / name)
     registry = dest / "evals" / "data" / "candidates.json"
-    entries = [e for e in json.loads(registry.read_text()) if e.get("adapter") == "trained"]
+    entries = [e for e in json.loads(registry.read_text()) if e["name"] == GATED]
     registry.write_text(json.dumps(entries, indent=2))
     return dest
 
