@@ -152,3 +152,41 @@ def test_unconstrained_keys_are_unchanged_and_a_constraint_changes_the_key(candi
         twin = candidates[f"{name}+schema"]
         assert (twin.system, twin.shots, twin.adapter, twin.constrain) == (*[getattr(candidates[name], f) for f in ("system", "shots", "adapter")], "schema")
         assert candidate_key(twin, *args) != candidate_key(candidates[name], *args)
+
+
+def with_decoder(tokenizer, decoder: dict):
+    """A copy of a fast tokenizer with another decoder (same vocabulary, same ids for every text)."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    spec = {**json.loads(tokenizer.backend_tokenizer.to_str()), "decoder": decoder}
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), eos_token=tokenizer.eos_token,
+                                   pad_token=tokenizer.pad_token, chat_template=tokenizer.chat_template)
+
+
+# How transformers 5.17 writes the default model's tokenizer when it converts the GGUF (seen on the GPU machine).
+SEQUENCE_DECODER = {"type": "Sequence", "decoders": [
+    {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+    {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}]}
+
+
+def test_a_sequence_decoder_is_read_as_bytes_and_constrains_as_the_plain_one(tiny, splits, candidates, plain_constrained):
+    import llguidance.hf
+
+    from fixtures.constrain import PROBE, checked_ll_tokenizer
+
+    model, tokenizer = tiny
+    sequenced = with_decoder(tokenizer, SEQUENCE_DECODER)
+    ids = sequenced(PROBE, add_special_tokens=False)["input_ids"]
+    assert ids == tokenizer(PROBE, add_special_tokens=False)["input_ids"]
+    assert llguidance.hf.from_tokenizer(sequenced).decode_bytes(ids) != PROBE.encode(), "the hazard: llguidance misreads it"
+    assert checked_ll_tokenizer(sequenced, stop_token_ids(tokenizer)[0]).decode_bytes(ids) == PROBE.encode()
+    outputs = run_constrained((model, sequenced), candidates["base+schema"], varied_requests(splits))[1]
+    assert outputs == plain_constrained[1]
+
+
+def test_a_tokenizer_llguidance_cannot_read_back_is_an_error(tiny, candidates):
+    _, tokenizer = tiny
+    fused_only = with_decoder(tokenizer, {"type": "Fuse"})  # byte-level vocabulary, no ByteLevel step to fall back on
+    with pytest.raises(ValueError, match="reads this tokenizer's ids back as other bytes"):
+        SchemaConstraint(fused_only, json.loads(candidates["base+schema"].constraint))
