@@ -40,7 +40,7 @@ def text(verdict: dict, limit: int = 40) -> list[str]:
              f"  (sign test alpha {s['alpha']}, field margin {s['field_margin']:.0%}, rule margin {s['rule_margin']:.0%}; "
              f"baseline runs {', '.join(verdict['runs']['baseline'])}; this run {', '.join(verdict['runs']['current'])})"]
     for drop in verdict["band_drops"]:
-        lines.append("  below band: " + band_line(drop))
+        lines.append(("  below band (one seed: not judged): " if verdict.get("one_seed") else "  below band: ") + band_line(drop))
     for row in verdict["must_pass_breaks"]:
         lines.append(f"  must-pass {row['invariant']} broken: " + case_line(row))
     for kind in ("broken", "fixed", "unstable", "new"):
