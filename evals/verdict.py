@@ -237,11 +237,12 @@ def must_pass(cases, bias, base_runs: dict, cur_runs: dict, invariants) -> tuple
     breaks, known, repaired = [], [], 0
     for case, source, applying in targets:
         before = {inv.id: broken_share(inv, case, source, base_runs) for inv in applying}
+        after = {inv.id: broken_share(inv, case, source, cur_runs) for inv in applying}
         compliant = all(share is None or share == 0.0 for share in before.values())
-        if not compliant and all(broken_share(inv, case, source, cur_runs) == 0.0 for inv in applying):
+        if not compliant and all(share == 0.0 for share in after.values()):
             repaired += 1
         for inv in applying:
-            if broken_share(inv, case, source, cur_runs) != 1.0:
+            if after[inv.id] != 1.0:
                 continue
             row = {"invariant": inv.id, "text": inv.text, **case_row(case, base_runs, cur_runs)}
             if source is not None:
