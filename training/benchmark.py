@@ -7,6 +7,7 @@ one fixed random batch. Part "smollm": the project's own recipe (training.recipe
     python -m training.benchmark --part qwen                    # GPU: plain, lean, fast, fast+compile (+liger if installed)
     python -m training.benchmark --part qwen --tiny --steps 2   # the control flow, on CPU too (no 4-bit there)
     python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
+    python -m training.benchmark --part smollm --smollm-configs 'memory_plan=fast;memory_plan=eager;memory_plan=lean'
     python -m training.benchmark --part cpu --steps 10           # the recipe's first steps: padded, padding-free, bf16
 
 MFU counts 4 * N_base FLOPs per token: the base is frozen, so a step is the forward (2N) plus the backward through
@@ -502,8 +503,35 @@ def target_lines(rows: dict) -> list[str]:
     return out
 
 
+def parse_overrides(spec: str) -> list[dict]:
+    """'memory_plan=fast;memory_plan=lean,per_device_train_batch_size=16' -> one TrainConfig override dict per run,
+    each value converted to its field's type. An empty item is the default config."""
+    from dataclasses import fields
+
+    from training.config import TrainConfig
+
+    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    runs = []
+    for item in spec.split(";"):
+        overrides = {}
+        for pair in filter(None, (x.strip() for x in item.split(","))):
+            key, _, value = pair.partition("=")
+            if key not in types or not _:
+                raise SystemExit(f"--smollm-configs: {pair!r} is not FIELD=VALUE with a TrainConfig field")
+            kind = types[key]
+            try:
+                overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+            except ValueError:
+                raise SystemExit(f"--smollm-configs: {pair!r}: {key} takes a {kind.__name__}") from None
+        runs.append(overrides)
+    return runs
+
+
 def part_smollm(args, log=print) -> int:
-    """The project's recipe, as `python -m training` runs it, timed: default TrainConfig, shipped train and val splits."""
+    """The project's recipe, as `python -m training` runs it, timed: default TrainConfig (or each of --smollm-configs,
+    one after the other in this process), shipped train and val splits."""
+    from dataclasses import replace
+
     import torch
 
     from evals.dataset import load_splits
@@ -522,24 +550,31 @@ def part_smollm(args, log=print) -> int:
     system = trained_candidate_system({c.name: c for c in load_candidates(policy, splits["train"])})
     ref = resolve_base_model(args.base_model, args.cache_dir or default_cache_dir())
     runtime = pick_runtime()
-    cfg = TrainConfig()
     log(f"part smollm: {ref.name} ({ref.path}) on {runtime.label}, {torch.cuda.get_device_name(0)}; "
         f"{len(splits['train'])} train / {len(splits['val'])} val cases")
-    out_dir = Path(tempfile.mkdtemp(prefix="smollm-adapter-", dir=args.tmp_dir))
-    torch.cuda.reset_peak_memory_stats()
-    try:
-        started = time.perf_counter()
-        result = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=log)
-        wall = time.perf_counter() - started
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    seen = result.train_tokens * cfg.num_train_epochs
-    log(f"\nsmollm: wall {wall:.1f}s (train_adapter's own: {result.wall_time_s:.1f}s, model load and final eval included)")
-    log(f"  {result.steps} steps, {result.train_tokens:,} tokens/epoch x {cfg.num_train_epochs:g} epochs = {seen:,.0f} tokens, "
-        f"{seen / wall:,.0f} tok/s over the wall time")
-    log(f"  final train loss {result.train_loss[-1][1] if result.train_loss else float('nan'):.4f}, "
-        f"final val loss {result.val_loss[-1][1]:.4f}; peak {torch.cuda.max_memory_allocated() / GIB:.2f} GiB")
-    log(f"  {trainable_line(result.trainable_params, result.total_params)}")
+    rows = []
+    for overrides in parse_overrides(args.smollm_configs):
+        cfg = replace(TrainConfig(), **overrides)
+        name = ",".join(f"{k}={v}" for k, v in overrides.items()) or "default"
+        log(f"\nsmollm [{name}]")
+        out_dir = Path(tempfile.mkdtemp(prefix="smollm-adapter-", dir=args.tmp_dir))
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            started = time.perf_counter()
+            result = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=log)
+            wall = time.perf_counter() - started
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        seen = result.train_tokens * cfg.num_train_epochs
+        rows.append({"config": name, "plan": result.memory_plan, "steps": result.steps, "wall s": round(wall, 1),
+                     "train s": round(result.train_s, 1), "tok/s": round(seen / result.train_s),
+                     "val loss": result.val_loss[-1][1], "peak GiB": round(torch.cuda.max_memory_allocated() / GIB, 2)})
+        log(f"  {trainable_line(result.trainable_params, result.total_params)}")
+        log(f"  {rows[-1]}")
+    from tabulate import tabulate
+
+    log("\nsmollm, side by side (tok/s: example tokens x epochs over trainer.train(); wall includes load and final eval)")
+    log(tabulate(rows, headers="keys", tablefmt="github"))
     return 0
 
 
@@ -664,6 +699,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="where the random model (8 GB for the 4B shape) and the adapter go (default: system temp)")
     p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm part: local folder or the default name")
     p.add_argument("--cache-dir", type=Path, default=None, help="smollm part: cache root (default: as python -m training)")
+    p.add_argument("--smollm-configs", default="",
+                   help="smollm part: ';'-separated runs, each ','-separated TrainConfig FIELD=VALUE overrides "
+                        "(e.g. 'memory_plan=fast;memory_plan=eager'); empty: the default config once")
     return p.parse_args(argv)
 
 

@@ -4,6 +4,8 @@ memory. CPU runs ignore it (fp32 LoRA, no checkpointing).
 Plans (measured by `python -m training.benchmark --part qwen` at the Qwen3-4B shape, 8 x 512 tokens, H100):
 - fast: no gradient checkpointing, bf16 norms and embeddings (no fp32 upcast), each decoder layer torch.compile'd
   (Inductor activation_memory_budget 0.8), fused AdamW. 19.5 GiB peak, 3.6x plain's tok/s.
+- eager: fast without the compile (for a small model, where compiling each padding-free shape may cost more than
+  it saves; compared by `python -m training.benchmark --part smollm --smollm-configs ...`).
 - lean: non-reentrant gradient checkpointing, no fp32 upcast. 5.5 GiB peak, 1.2x plain.
 - plain: peft's prepare_model_for_kbit_training (fp32 norms and embeddings), checkpointing as TrainConfig says.
 
@@ -17,7 +19,7 @@ the margin: fast on an 80 GiB H100, lean under a 16 GiB cap. The default 135M mo
 
 from __future__ import annotations
 
-PLANS = ("auto", "fast", "lean", "plain")
+PLANS = ("auto", "fast", "eager", "lean", "plain")
 FAST_GIB_PER_BPARAM_4K = 19.46 / 4.02
 LOGIT_BYTES = 12
 MARGIN = 1.25
@@ -53,7 +55,7 @@ def prepare_base(model, plan: str, gradient_checkpointing: bool = False):
 
 
 def compile_layers(peft_model, plan: str) -> None:
-    """fast: compile each decoder layer (one graph serves all of them), after LoRA is in place."""
+    """fast (not eager): compile each decoder layer (one graph serves all of them), after LoRA is in place."""
     if plan != "fast":
         return
     import torch
