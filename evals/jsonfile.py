@@ -100,7 +100,7 @@ def schema_problems(data, schema_path: Path) -> list[tuple[JsonPath, str]]:
         elif e.validator == "additionalProperties" and isinstance(e.instance, dict):
             known = set(e.schema.get("properties", {}))
             out += [((*path, k), f"unknown field (known: {', '.join(sorted(known))})") for k in e.instance if k not in known]
-        elif e.validator == "anyOf" and "description" in e.schema:
+        elif e.validator in ("anyOf", "not") and "description" in e.schema:
             out.append((path, f"{e.instance!r} is not allowed: {e.schema['description']}"))
         else:
             out.append((path, e.message))

@@ -173,7 +173,7 @@ def test_the_predictor_answers_a_bias_source_from_its_own_request(policy, splits
     monkeypatch.setattr(predictor_module, "predict", fake_predict)
     monkeypatch.setattr(predictor_module.Predictor, "generation_for", lambda self, candidate: GenerationSettings(8, 1))
     host = SimpleNamespace(ref=SimpleNamespace(identity="i"), runtime=SimpleNamespace(label="cpu-fp32"),
-                           tokenizer=SimpleNamespace(chat_template="t"), using=lambda path: contextlib.nullcontext())
+                           tokenizer=SimpleNamespace(chat_template="t"), using=lambda path, merge=False: contextlib.nullcontext())
     candidates = {c.name: c for c in load_candidates(policy, splits["train"])}
     predictor = predictor_module.Predictor(SimpleNamespace(cache_dir=cases_path.parent), policy, candidates, host,
                                            {"phases": {}}, cases_for=lambda name: [mine], log=lambda line: None)
