@@ -14,7 +14,7 @@ def test_each_run_is_a_set_of_typed_overrides():
     ]
 
 
-@pytest.mark.parametrize("spec", ["batch=16", "memory_plan", "per_device_train_batch_size=many"])
+@pytest.mark.parametrize("spec", ["batch=16", "memory_plan", "per_device_train_batch_size=many", "target_modules=q_proj"])
 def test_a_bad_override_is_named(spec):
     with pytest.raises(SystemExit, match="smollm-configs: '" + spec):
         parse_overrides(spec)

@@ -519,6 +519,8 @@ def parse_overrides(spec: str) -> list[dict]:
             if key not in types or not _:
                 raise SystemExit(f"--smollm-configs: {pair!r} is not FIELD=VALUE with a TrainConfig field")
             kind = types[key]
+            if kind not in (bool, int, float, str):
+                raise SystemExit(f"--smollm-configs: {pair!r}: {key} is a {kind.__name__}, not settable here")
             try:
                 overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
             except ValueError:
