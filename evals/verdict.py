@@ -45,7 +45,6 @@ class VerdictSettings:
 
 @dataclass
 class Verdict:
-    ok: bool
     counts: dict  # fixed, broken, unchanged, unstable, new -> number of cases
     p: float
     changed: dict  # fixed/broken/unstable/new -> [case row], each with expected and got per run
@@ -63,15 +62,23 @@ class Verdict:
         return min(len(self.runs.get("baseline", ())), len(self.runs.get("current", ()))) < 2
 
     @property
+    def bands_fail(self) -> bool:
+        return bool(self.band_drops) and not self.one_seed
+
+    @property
     def must_pass_fails(self) -> bool:
         return self.must_pass_p < self.settings["alpha"] if self.one_seed else bool(self.must_pass_breaks)
+
+    @property
+    def ok(self) -> bool:
+        return self.p >= self.settings["alpha"] and not self.bands_fail and not self.must_pass_fails
 
     def headline(self) -> str:
         c = self.counts
         reasons = []
         if self.p < self.settings["alpha"]:
             reasons.append(f"more cases broken than fixed (p < {self.settings['alpha']})")
-        if self.band_drops and not self.one_seed:
+        if self.bands_fail:
             reasons.append(f"{len(self.band_drops)} metric(s) below the baseline's seed band")
         if self.must_pass_fails:
             reasons.append(f"{len(self.must_pass_breaks)} must-pass break(s)"
@@ -201,12 +208,10 @@ def judge(cases, bias, base_runs: dict, cur_runs: dict, invariants: tuple[Invari
     breaks, known, repaired = must_pass(cases, bias, base_runs, cur_runs, invariants)
     counts = {k: len(v) for k, v in buckets.items()}
     shown = {k: [case_row(c, base_runs, cur_runs) for c in v] for k, v in buckets.items() if k != "unchanged"}
-    verdict = Verdict(True, counts, p, shown, drops, breaks, known, bands,
-                      {"alpha": settings.alpha, "field_margin": settings.field_margin, "rule_margin": settings.rule_margin},
-                      {"baseline": sorted(base_runs), "current": sorted(cur_runs)},
-                      repaired, sign_test_greater(len(breaks), repaired))
-    verdict.ok = p >= settings.alpha and not (drops and not verdict.one_seed) and not verdict.must_pass_fails
-    return verdict
+    return Verdict(counts, p, shown, drops, breaks, known, bands,
+                   {"alpha": settings.alpha, "field_margin": settings.field_margin, "rule_margin": settings.rule_margin},
+                   {"baseline": sorted(base_runs), "current": sorted(cur_runs)},
+                   repaired, sign_test_greater(len(breaks), repaired))
 
 
 def broken_share(inv: Invariant, case, source, runs: dict) -> float | None:
