@@ -124,3 +124,21 @@ def test_an_interrupted_conversion_leaves_nothing_behind(tmp_path, converter):
     (ref.path / "model.safetensors").write_bytes(b"bad")
     resolve(tmp_path)
     assert not stale.exists() and not [p for p in root.iterdir() if p.name.startswith(".")]
+
+
+def test_identity_does_not_depend_on_the_converting_transformers_version(tmp_path, monkeypatch, converter):
+    """save_pretrained writes its own version into config.json and generation_config.json; two environments that
+    convert the same GGUF to the same weights must get one identity, or every adapter key differs between them."""
+    identities = []
+    for version in ("5.23.0", "5.24.0"):
+        def convert(_gguf, out: Path, version=version):
+            (out / "model.safetensors").write_bytes(b"w" * 4096)
+            (out / "config.json").write_text(json.dumps({"hidden_size": 8, "transformers_version": version}))
+            (out / "generation_config.json").write_text(json.dumps({"eos_token_id": 2, "transformers_version": version}))
+
+        monkeypatch.setattr(base_model, "gguf_to_safetensors", convert)
+        ref = base_model.resolve_base_model(base_model.DEFAULT_NAME, tmp_path / version, log=[].append)
+        assert "transformers_version" not in (ref.path / "config.json").read_text()
+        assert json.loads((ref.path / "config.json").read_text()) == {"hidden_size": 8}
+        identities.append(ref.identity)
+    assert identities[0] == identities[1]
