@@ -4,8 +4,8 @@ import pytest
 
 from training.memory_plan import GIB, choose_memory_plan, fast_peak_gib
 
-QWEN3_4B = dict(n_params=4_022_468_096, tokens_per_step=8 * 512, vocab_size=151_936)
-SMOLLM2 = dict(n_params=134_515_008, tokens_per_step=8 * 512, vocab_size=49_152)
+QWEN3_4B = dict(n_params=4_022_468_096, tokens_per_step=8 * 512)
+SMOLLM2 = dict(n_params=134_515_008, tokens_per_step=8 * 512)
 
 
 def test_fast_on_an_h100_lean_under_a_16_gib_cap():
@@ -15,7 +15,7 @@ def test_fast_on_an_h100_lean_under_a_16_gib_cap():
 
 
 def test_the_estimate_grows_with_model_and_tokens():
-    assert fast_peak_gib(**QWEN3_4B) > 19.46  # the benchmark's fast+compile peak with a chunked loss, plus full logits
+    assert 19.46 < fast_peak_gib(**QWEN3_4B) < 24  # the benchmark's fast+compile peak with a chunked loss, plus the head's tiles
     assert fast_peak_gib(**{**QWEN3_4B, "tokens_per_step": 2 * 4096}) > 2 * 19.46
 
 

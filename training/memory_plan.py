@@ -11,34 +11,34 @@ Plans (measured by `python -m training.benchmark --part qwen` at the Qwen3-4B sh
 
 The rule: fast when its estimated peak fits free device memory with a 25% margin, otherwise lean.
   fast peak ~= FAST_GIB_PER_BPARAM_4K * (parameters / 1e9) * (tokens per step / 4096)    (19.46 GiB / 4.02B at 4,096)
-             + tokens per step * vocab * 12 bytes   (the full logits: bf16, their fp32 upcast in the loss, and its grad;
-                                                     the benchmark's figure used a chunked loss, the recipe does not)
-Tokens per step is bounded by batch size x max_length. At the 4B shape that is 19.5 + 7.0 = 26.5 GiB -> 33 GiB with
-the margin: fast on an 80 GiB H100, lean under a 16 GiB cap. The default 135M model needs about 2 GiB: always fast.
+             + HEAD_TILE_GIB   (the trainer's loss is TRL's fused LM head: [4,096 tokens x 32,768 vocab] tiles, never the
+                                full logits; the benchmark's 19.46 GiB was measured with a chunked loss of that kind)
+Tokens per step is bounded by batch size x max_length. At the 4B shape that is 19.5 + 0.8 = 20.2 GiB -> 25.3 GiB with
+the margin: fast on an 80 GiB H100, lean under a 16 GiB cap. The default 135M model needs about 1.4 GiB: always fast.
 """
 
 from __future__ import annotations
 
 PLANS = ("auto", "fast", "eager", "lean", "plain")
 FAST_GIB_PER_BPARAM_4K = 19.46 / 4.02
-LOGIT_BYTES = 12
+HEAD_TILE_GIB = 4096 * 32768 * (2 + 4) / 2**30  # one bf16 projection tile and its fp32 softmax work, 0.75 GiB
 MARGIN = 1.25
 COMPILE_MEMORY_BUDGET = 0.8
 GIB = 2**30
 
 
-def fast_peak_gib(n_params: int, tokens_per_step: int, vocab_size: int) -> float:
+def fast_peak_gib(n_params: int, tokens_per_step: int) -> float:
     return (FAST_GIB_PER_BPARAM_4K * n_params / 1e9 * tokens_per_step / 4096
-            + tokens_per_step * vocab_size * LOGIT_BYTES / GIB)
+            + HEAD_TILE_GIB)
 
 
-def choose_memory_plan(requested: str, n_params: int, tokens_per_step: int, vocab_size: int, free_bytes: int) -> str:
+def choose_memory_plan(requested: str, n_params: int, tokens_per_step: int, free_bytes: int) -> str:
     """The plan to run: the requested one, or for 'auto' fast when its estimated peak (x MARGIN) fits free_bytes."""
     if requested not in PLANS:
         raise ValueError(f"TrainConfig.memory_plan must be one of {PLANS}, got {requested!r}")
     if requested != "auto":
         return requested
-    return "fast" if fast_peak_gib(n_params, tokens_per_step, vocab_size) * MARGIN * GIB <= free_bytes else "lean"
+    return "fast" if fast_peak_gib(n_params, tokens_per_step) * MARGIN * GIB <= free_bytes else "lean"
 
 
 def prepare_base(model, plan: str, gradient_checkpointing: bool = False):

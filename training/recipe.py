@@ -97,7 +97,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         from training.memory_plan import choose_memory_plan, free_device_bytes, prepare_base
 
         plan = choose_memory_plan(cfg.memory_plan, parameter_count(model), cfg.per_device_train_batch_size * cfg.max_length,
-                                  model.config.get_text_config().vocab_size, free_device_bytes())
+                                  free_device_bytes())
         log(f"memory plan {plan} (TrainConfig.memory_plan={cfg.memory_plan!r})")
         model = prepare_base(model, plan, cfg.gradient_checkpointing)
     elif runtime.quantized:  # --cpu-4bit
