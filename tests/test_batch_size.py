@@ -61,8 +61,22 @@ def test_choose_batch_size_takes_the_ini_value_and_fits_only_on_cuda_auto(monkey
     import fixtures.batch_size as batch_size
 
     monkeypatch.setattr(batch_size, "cuda_batch_size", lambda model, tokenizer, fixed, new: 128)
+    monkeypatch.setattr(batch_size, "sequence_tokens", lambda tokenizer, fixed, new: 400)
     cpu = SimpleNamespace(runtime=SimpleNamespace(device="cpu"), model=None, tokenizer=None)
     cuda = SimpleNamespace(runtime=SimpleNamespace(device="cuda"), model=None, tokenizer=None)
     assert batch_size.choose_batch_size(cpu, "prompt", 128, cpu=8, cuda=None) == 8
     assert batch_size.choose_batch_size(cuda, "prompt", 128, cpu=8, cuda=64) == 64
     assert batch_size.choose_batch_size(cuda, "prompt", 128, cpu=8, cuda=None) == 128
+
+
+@pytest.mark.parametrize(("tokens", "cap", "expected"), [
+    (1_969, 32, 16),  # the few-shot candidate on the default model: 1,621 prompt + 256 request + 92 answer tokens
+    (1_090, 32, 16),  # base: 742 prompt tokens
+    (422, 32, 32),  # fine-tuned: 74 prompt tokens; the ini value caps it
+    (422, 8, 8),
+    (10**6, 32, 1),
+])
+def test_cpu_batch_size_shrinks_for_long_prompts(tokens, cap, expected):
+    from fixtures.batch_size import cpu_batch_size
+
+    assert cpu_batch_size(tokens, cap) == expected
