@@ -25,9 +25,11 @@ import tempfile
 import time
 import traceback
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from unittest.mock import patch
 
 # --- the model: Qwen3-4B's shape (https://huggingface.co/Qwen/Qwen3-4B config.json), random weights -------------------
 QWEN3_4B = dict(vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
@@ -600,10 +602,14 @@ def part_smollm(args, log=print) -> int:
 
 
 CPU_VARIANTS = {  # name -> TrainConfig overrides; each runs the recipe (train_adapter) itself for --steps steps
+    "recipe": dict(),
     "padded": dict(padding_free=False),
-    "padding-free": dict(padding_free=True),
     "padding-free+bf16": dict(padding_free=True, cpu_bf16_autocast=True),
+    "dropout-0.05": dict(lora_dropout=0.05),
+    "every-position": dict(),  # the recipe with TRL's fused head left as it is on CPU (scores every position)
+    "before": dict(lora_dropout=0.05),  # the recipe before both changes: dropout 0.05, every position scored
 }
+EVERY_POSITION = {"every-position", "before"}
 
 
 def step_timer():
@@ -657,6 +663,7 @@ def part_cpu(args, log=print) -> int:
     from fixtures.base_model import pick_runtime, resolve_base_model
     from fixtures.candidates import load_candidates
     from training.build import trained_candidate_system
+    from training import recipe
     from training.config import TrainConfig
     from training.recipe import train_adapter
 
@@ -666,14 +673,20 @@ def part_cpu(args, log=print) -> int:
     ref = resolve_base_model(args.base_model, args.cache_dir or default_cache_dir())
     runtime = pick_runtime()
     log(f"part cpu: {ref.name} on {runtime.label}, {torch.get_num_threads()} torch threads, {args.steps} steps per variant")
+    names = [n.strip() for n in args.cpu_variants.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in CPU_VARIANTS]:
+        log(f"--cpu-variants: unknown {unknown}; choose from {list(CPU_VARIANTS)}")
+        return 2
     rows = []
-    for name in args.cpu_variants.split(","):
+    for name in names:
         cfg = replace(TrainConfig(), **CPU_VARIANTS[name])
         out_dir = Path(tempfile.mkdtemp(prefix="cpu-bench-", dir=args.tmp_dir))
         timer = step_timer()
+        every_position = patch.object(recipe, "head_scores_labelled_positions", lambda *a, **k: nullcontext())
         try:
-            r = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=lambda *a: None,
-                              max_steps=args.steps, callbacks=(timer,))
+            with every_position if name in EVERY_POSITION else nullcontext():
+                r = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=lambda *a: None,
+                                  max_steps=args.steps, callbacks=(timer,))
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
         log(f"{name}: " + ", ".join(f"{k} {v / r.steps:.2f}s" for k, v in timer.parts.items()) + " per step")
