@@ -3,6 +3,7 @@
 import pytest
 
 from fixtures.candidates import load_candidates
+from training.benchmark import SFT_HEAD_OUTPUTS
 from training.recipe import build_dataset, head_scores_labelled_positions
 
 
@@ -21,7 +22,7 @@ def test_labelled_positions_only_is_the_same_loss_and_gradient(tiny_model_dir, t
     batch = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(rows)
     assert (batch["labels"] == -100).any()
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    trl_utils.add_fused_lm_head(model, outputs=SFT_HEAD_OUTPUTS)
     torch.manual_seed(0)
     model = get_peft_model(model, lora_config(TrainConfig()))
     for p in model.parameters():  # LoRA B starts at zero; give the adapter a gradient path that shows up in the loss
