@@ -116,7 +116,7 @@ def load_base(folder: Path, quantized: bool):
 
 
 def add_lora(model, log):
-    """The project's adapter (r=16, alpha 32, dropout 0.05 on q,k,v,o,gate,up,down); LoRA A init seeded."""
+    """The project's adapter (TrainConfig: r=16, alpha 32, dropout 0 on q,k,v,o,gate,up,down); LoRA A init seeded."""
     import torch
     from peft import get_peft_model
 
