@@ -24,6 +24,15 @@ def splits(policy):
 
 
 @pytest.fixture(scope="session")
+def adapter_system(policy, splits):
+    """The system prompt the trained adapter learns and answers under (what the recipe's training rows carry)."""
+    from fixtures.candidates import load_candidates
+    from training.build import trained_candidate_system
+
+    return trained_candidate_system({c.name: c for c in load_candidates(policy, splits["train"])})
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, splits):
     corpus = [c.request for cases in splits.values() for c in cases][:200] + ['{"tier": "x", "risk": "low"}']
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", corpus)

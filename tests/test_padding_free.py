@@ -2,17 +2,15 @@
 
 import pytest
 
-from fixtures.candidates import load_candidates
 from training.recipe import TokenCounter, build_dataset
 
 
 @pytest.fixture(scope="module")
-def rows(tiny, policy, splits):
+def rows(tiny, adapter_system, splits):
     _, tokenizer = tiny
-    system = next(c for c in load_candidates(policy, splits["train"]) if c.uses_adapter).system
     cases = sorted(splits["train"], key=lambda c: (len(c.request), c.id))
     picked = [cases[0], cases[len(cases) // 3], cases[2 * len(cases) // 3], cases[-1]]  # lengths far apart
-    return list(build_dataset(tokenizer, system, picked))
+    return list(build_dataset(tokenizer, adapter_system, picked))
 
 
 def batch_loss(model, batch):

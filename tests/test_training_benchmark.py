@@ -20,7 +20,7 @@ def test_a_bad_override_is_named(spec):
         parse_overrides(spec)
 
 
-def test_the_recipe_variants_loss_is_the_trainers(tiny_model_dir, tiny, policy, splits, tmp_path):
+def test_the_recipe_variants_loss_is_the_trainers(tiny_model_dir, tiny, adapter_system, splits, tmp_path):
     """The benchmark's `recipe` variant times sft_loss; it must be what SFTTrainer.compute_loss returns for the batch
     the recipe's collator builds (padding-free, prompt tokens unlabelled), not the model's full-logit loss."""
     import torch
@@ -28,14 +28,12 @@ def test_the_recipe_variants_loss_is_the_trainers(tiny_model_dir, tiny, policy, 
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from fixtures.candidates import load_candidates
-    from training.benchmark import sft_loss
+        from training.benchmark import sft_loss
     from training.config import TrainConfig, lora_config
     from training.recipe import build_dataset
 
     _, tokenizer = tiny
-    system = next(c for c in load_candidates(policy, splits["train"]) if c.uses_adapter).system
-    rows = list(build_dataset(tokenizer, system, splits["train"][:4]))
+    rows = list(build_dataset(tokenizer, adapter_system, splits["train"][:4]))
     args = SFTConfig(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True, padding_free=True,
                      per_device_train_batch_size=4, max_length=None)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args,

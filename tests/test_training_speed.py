@@ -2,12 +2,11 @@
 
 import pytest
 
-from fixtures.candidates import load_candidates
 from training.benchmark import SFT_HEAD_OUTPUTS
 from training.recipe import build_dataset, head_scores_labelled_positions
 
 
-def test_labelled_positions_only_is_the_same_loss_and_gradient(tiny_model_dir, tiny, policy, splits):
+def test_labelled_positions_only_is_the_same_loss_and_gradient(tiny_model_dir, tiny, adapter_system, splits):
     import torch
     import trl.trainer.utils as trl_utils
     from peft import get_peft_model
@@ -17,8 +16,7 @@ def test_labelled_positions_only_is_the_same_loss_and_gradient(tiny_model_dir, t
     from training.config import TrainConfig, lora_config
 
     _, tokenizer = tiny
-    system = next(c for c in load_candidates(policy, splits["train"]) if c.uses_adapter).system
-    rows = list(build_dataset(tokenizer, system, splits["train"][:4]))
+    rows = list(build_dataset(tokenizer, adapter_system, splits["train"][:4]))
     batch = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(rows)
     assert (batch["labels"] == -100).any()
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
