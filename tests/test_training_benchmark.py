@@ -28,7 +28,7 @@ def test_the_recipe_variants_loss_is_the_trainers(tiny_model_dir, tiny, adapter_
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-        from training.benchmark import sft_loss
+    from training.benchmark import sft_loss
     from training.config import TrainConfig, lora_config
     from training.recipe import build_dataset
 
