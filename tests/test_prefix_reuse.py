@@ -30,7 +30,7 @@ def test_reused_prefix_gives_the_same_outputs(tiny, splits, candidates, name):
     prompts = [render(r) for r in mixed_requests(splits)]
 
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
-    _, cut = _batch_cache(prefix, encoded, max(map(len, encoded)))
+    _, cut = _batch_cache(model, prefix, encoded, max(map(len, encoded)), max(map(len, encoded)) + 16)
     assert cut >= len(prefix.ids) - 2, "the cache should cover the shared prefix, not fall back to the plain path"
 
     plain = generate_batch(model, tokenizer, prompts, max_new_tokens=16)
@@ -57,7 +57,7 @@ def test_a_prompt_that_leaves_the_prefix_caps_the_reused_part(tiny, splits, cand
     prompts = [render("a request"), other]
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
     width = max(map(len, encoded))
-    _, cut = _batch_cache(prefix, encoded, width)
+    _, cut = _batch_cache(model, prefix, encoded, width, width + 8)
     first_difference = next(i for i, (a, b) in enumerate(zip(encoded[1], prefix.ids)) if a != b)
     assert 0 < cut == width - len(encoded[1]) + first_difference < len(prefix.ids)
     assert generate_batch(model, tokenizer, prompts, 8, prefix=prefix) == generate_batch(model, tokenizer, prompts, 8)
