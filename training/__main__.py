@@ -9,7 +9,7 @@ from pathlib import Path
 
 from evals.dataset import DatasetError, load_splits
 from evals.policy import load_policy
-from fixtures.base_model import DEFAULT_NAME, pick_runtime, resolve_base_model
+from fixtures.base_model import CPU_PRECISIONS, DEFAULT_NAME, pick_runtime, resolve_base_model
 from fixtures.candidates import load_candidates
 from fixtures.options import DEFAULT_SEEDS, parse_seeds
 from training.build import build_seeds
@@ -26,6 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--retrain", action="store_true", help="train even when the adapter is cached")
     p.add_argument("--require-gpu", action="store_true", help="fail instead of training on CPU")
     p.add_argument("--cpu-4bit", action="store_true", help="quantize the base to NF4 on CPU too (slow)")
+    p.add_argument("--cpu-precision", choices=CPU_PRECISIONS, default="auto",
+                   help="unquantized base on the CPU: auto (bf16 where the CPU has AMX, else fp32), fp32 or bf16")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--seeds", type=int, default=None,
                    help="train seeds 0..N-1 (default: the suite's default for this device, 'cpu=1 cuda=3')")
@@ -43,7 +45,7 @@ def main(argv=None) -> int:
     policy = load_policy()
     try:
         splits = load_splits(policy)
-        runtime = pick_runtime(args.require_gpu, args.cpu_4bit)
+        runtime = pick_runtime(args.require_gpu, args.cpu_4bit, args.cpu_precision)
         ref = resolve_base_model(args.base_model, args.cache_dir)
         seeds = args.seeds or parse_seeds(None, DEFAULT_SEEDS)[runtime.device]
         built = build_seeds(settings, policy, splits, {c.name: c for c in load_candidates(policy, splits["train"])},

@@ -8,7 +8,7 @@ one fixed random batch. Part "smollm": the project's own recipe (training.recipe
     python -m training.benchmark --part qwen --tiny --steps 2   # the control flow, on CPU too (no 4-bit there)
     python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
     python -m training.benchmark --part smollm --smollm-configs 'memory_plan=fast;memory_plan=eager;memory_plan=lean'
-    python -m training.benchmark --part cpu --steps 10           # the recipe's first steps: padded, padding-free, bf16
+    python -m training.benchmark --part cpu --steps 10           # the recipe's first steps per variant: bf16 against fp32, padded, ...
 
 MFU counts 4 * N_base FLOPs per token: the base is frozen, so a step is the forward (2N) plus the backward through
 the activations (2N); no weight gradients of the base, and attention's own FLOPs are left out. N_base is the base
@@ -602,14 +602,16 @@ def part_smollm(args, log=print) -> int:
 
 
 CPU_VARIANTS = {  # name -> TrainConfig overrides; each runs the recipe (train_adapter) itself for --steps steps
-    "recipe": dict(),
+    "recipe": dict(),  # on the runtime the suite picks here (bf16 where the CPU has AMX, fixtures/base_model.py)
+    "fp32": dict(),  # the recipe on the fp32 runtime; the variants below run on fp32 too
+    "bf16": dict(),  # the recipe on the bf16 runtime
     "padded": dict(padding_free=False),
-    "padding-free+bf16": dict(padding_free=True, cpu_bf16_autocast=True),
     "dropout-0.05": dict(lora_dropout=0.05),
     "every-position": dict(),  # the recipe with TRL's fused head left as it is on CPU (scores every position)
     "before": dict(lora_dropout=0.05),  # the recipe before both changes: dropout 0.05, every position scored
 }
 EVERY_POSITION = {"every-position", "before"}
+CPU_PRECISION = {"recipe": "auto", "bf16": "bf16"}  # the variant's runtime precision; fp32 for any other
 
 
 def step_timer():
@@ -671,8 +673,8 @@ def part_cpu(args, log=print) -> int:
     splits = load_splits(policy)
     system = trained_candidate_system({c.name: c for c in load_candidates(policy, splits["train"])})
     ref = resolve_base_model(args.base_model, args.cache_dir or default_cache_dir())
-    runtime = pick_runtime()
-    log(f"part cpu: {ref.name} on {runtime.label}, {torch.get_num_threads()} torch threads, {args.steps} steps per variant")
+    log(f"part cpu: {ref.name}, {torch.get_num_threads()} torch threads, {args.steps} steps per variant; the recipe's "
+        f"runtime here: {pick_runtime().label}")
     names = [n.strip() for n in args.cpu_variants.split(",") if n.strip()]
     if unknown := [n for n in names if n not in CPU_VARIANTS]:
         log(f"--cpu-variants: unknown {unknown}; choose from {list(CPU_VARIANTS)}")
@@ -680,6 +682,7 @@ def part_cpu(args, log=print) -> int:
     rows = []
     for name in names:
         cfg = replace(TrainConfig(), **CPU_VARIANTS[name])
+        runtime = pick_runtime(cpu_precision=CPU_PRECISION.get(name, "fp32"))
         out_dir = Path(tempfile.mkdtemp(prefix="cpu-bench-", dir=args.tmp_dir))
         timer = step_timer()
         every_position = patch.object(recipe, "head_scores_labelled_positions", lambda *a, **k: nullcontext())
@@ -690,13 +693,13 @@ def part_cpu(args, log=print) -> int:
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
         log(f"{name}: " + ", ".join(f"{k} {v / r.steps:.2f}s" for k, v in timer.parts.items()) + " per step")
-        rows.append([name, r.steps, f"{r.train_s:.1f}", f"{r.train_s / r.steps:.2f}", f"{r.real_tokens / r.train_s:,.0f}",
+        rows.append([name, runtime.precision, r.steps, f"{r.train_s:.1f}", f"{r.train_s / r.steps:.2f}", f"{r.real_tokens / r.train_s:,.0f}",
                      f"{r.batch_tokens / r.train_s:,.0f}", f"{100 * r.padding_share:.1f}%",
                      f"{r.train_loss[-1][1]:.4f}" if r.train_loss else "-", f"{r.val_loss[-1][1]:.4f}", f"{r.final_eval_s:.1f}"])
         log("  ".join(map(str, rows[-1])))
     from tabulate import tabulate
 
-    log(tabulate(rows, headers=["variant", "steps", "train s", "s/step", "example tok/s", "batch tok/s", "padding",
+    log(tabulate(rows, headers=["variant", "precision", "steps", "train s", "s/step", "example tok/s", "batch tok/s", "padding",
                                 "last train loss", f"val loss after {args.steps}", "val pass s"], tablefmt="github"))
     return 0
 

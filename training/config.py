@@ -39,8 +39,6 @@ class TrainConfig:
                                                         "position_ids (attention stays within each example): no pad tokens computed."})
     memory_plan: str = field(default="auto", metadata={"help": "CUDA only: 'auto' (fast when its estimated peak fits free "
                                                      "memory, else lean; training/memory_plan.py), 'fast', 'lean' or 'plain'."})
-    cpu_bf16_autocast: bool = field(default=False, metadata={"help": "On CPU, run forward and backward under bf16 autocast "
-                                                             "(AMX/AVX512-BF16); off: fp32, the precision the CPU runtime predicts in."})
     seed: int = field(default=0, metadata={"help": "Seed for adapter init, dropout and data order."})
     logging_steps: int = field(default=4, metadata={"help": "Log train loss every N steps (val loss once an epoch)."})
 

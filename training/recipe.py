@@ -129,7 +129,8 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     else:
-        log("training on CPU with an unquantized fp32 base: LoRA, not QLoRA (4-bit on this CPU is ~15x slower; --cpu-4bit forces it)")
+        log(f"training on CPU with an unquantized {runtime.precision} base: LoRA, not QLoRA (4-bit on this CPU is ~15x "
+            f"slower; --cpu-4bit forces it)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = end_of_turn(tokenizer)
     train_ds = build_dataset(tokenizer, system, train, cfg.max_length)
@@ -169,7 +170,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         eval_steps=eval_steps,
         save_strategy="no",
         report_to=[],
-        bf16=runtime.device == "cuda" or cfg.cpu_bf16_autocast,
+        bf16=runtime.device == "cuda" or runtime.bf16,  # autocast; the LoRA weights stay fp32
         use_cpu=runtime.device == "cpu",
         train_sampling_strategy="group_by_length",
         dataloader_num_workers=0,
