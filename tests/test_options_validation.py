@@ -38,6 +38,7 @@ def ini(project, **values):
     ("router_leak_jaccard", "nan", "ini router_leak_jaccard: expected a number in (0, 1], got 'nan'"),
     ("router_max_new_tokens", "0", "ini router_max_new_tokens: expected 'auto' or an integer from 1 to 4096, got '0'"),
     ("router_max_new_tokens", "many", "ini router_max_new_tokens: expected 'auto' or an integer from 1 to 4096, got 'many'"),
+    ("router_cpu_precision", "fp16", "ini router_cpu_precision: expected one of auto, fp32, bf16, got 'fp16'"),
     ("router_min_rule_examples", "train=x", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'train=x'*"),
     ("router_min_rule_examples", "dev=3", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'dev=3'*"),
     ("router_min_rule_examples", "train", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'train'*"),
