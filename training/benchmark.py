@@ -675,6 +675,11 @@ def part_cpu(args, log=print) -> int:
     ref = resolve_base_model(args.base_model, args.cache_dir or default_cache_dir())
     log(f"part cpu: {ref.name}, {torch.get_num_threads()} torch threads, {args.steps} steps per variant; the recipe's "
         f"runtime here: {pick_runtime().label}")
+    if args.glibc_default_allocator:
+        from fixtures import cpu_memory
+
+        cpu_memory._done = False  # as if already tried and not taken: load_base leaves the allocator alone
+    log(f"glibc allocator: {'default' if args.glibc_default_allocator else 'keeps freed memory (fixtures/cpu_memory.py)'}")
     names = [n.strip() for n in args.cpu_variants.split(",") if n.strip()]
     if unknown := [n for n in names if n not in CPU_VARIANTS]:
         log(f"--cpu-variants: unknown {unknown}; choose from {list(CPU_VARIANTS)}")
@@ -720,6 +725,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--part", choices=("qwen", "smollm", "cpu", "all"), default="all",
                    help="which benchmark to run (all: qwen and smollm; cpu only when named)")
     p.add_argument("--cpu-variants", default=",".join(CPU_VARIANTS), help=f"cpu part: from {','.join(CPU_VARIANTS)}")
+    p.add_argument("--glibc-default-allocator", action="store_true",
+                   help="cpu part: leave glibc's allocator as it is instead of fixtures/cpu_memory.py's setting (process-wide, "
+                        "so compare two runs of the same variants)")
     p.add_argument("--steps", type=int, default=STEPS, help="timed steps per variant (after %d warm-up steps)" % WARMUP_STEPS)
     p.add_argument("--tiny", action="store_true", help="a tiny Qwen3 shape instead of 4B; runs on CPU (no 4-bit there)")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
