@@ -70,8 +70,10 @@ def test_choose_batch_size_takes_the_ini_value_and_fits_only_on_cuda_auto(monkey
 
 
 @pytest.mark.parametrize(("tokens", "cap", "expected"), [
-    (1_969, 32, 16),  # the few-shot candidate on the default model: 1,621 prompt + 256 request + 92 answer tokens
-    (1_090, 32, 16),  # base: 742 prompt tokens
+    (1_969, 32, 32),  # the few-shot candidate on the default model: 1,621 prompt + 256 request + 92 answer tokens
+    (2_191, 32, 16),  # few-shot+schema: its constrained budget is 314 new tokens
+    (1_090, 32, 32),  # base: 742 prompt tokens
+    (1_090, 64, 32),
     (422, 32, 32),  # fine-tuned: 74 prompt tokens; the ini value caps it
     (422, 8, 8),
     (10**6, 32, 1),
