@@ -1,6 +1,6 @@
 """Which golden folder applies: <golden dir>/<base model>@<runtime>/ (the record lives in evals/expectations.py).
 
-The runtime (cpu-fp32, cuda-nf4-bf16) is part of the name: 4-bit and fp32 greedy decoding differ."""
+The runtime (cpu-bf16, cpu-fp32, cuda-nf4-bf16) is part of the name: greedy decoding differs between precisions."""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ def test_file_ids_are_namespaced_and_the_test_splits_keys_are_unchanged(policy, 
 
     source, variant, mine = namesakes(policy, splits, cases_path)
     assert (mine.id, mine.key) == (source.id, f"cases:{source.id}") and source.key == source.id
-    recorded = load(Path(__file__).parent.parent / "golden", golden_key(DEFAULT_BASE_MODEL, "cpu-fp32"))
+    recorded = load(Path(__file__).parent.parent / "golden", golden_key(DEFAULT_BASE_MODEL, "cpu-bf16"))
     keys = {c.key for c in splits["test"]} | {c.key for _, c, _ in bias_cases(splits["test"])}
     assert set(recorded.decisions("fine-tuned")["seed-0"]) == keys  # the committed record still matches every key
 

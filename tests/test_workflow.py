@@ -111,7 +111,7 @@ def test_install_is_pinned_to_what_the_golden_files_were_recorded_with():
     assert all("-c .ci/golden-constraints.txt" in line for line in install.splitlines() if "pip install" in line and "--no-deps" not in line)
     pins = dict(line.split("==") for line in CONSTRAINTS.read_text().splitlines() if line and not line.startswith("#"))
     assert {"torch", "transformers", "tokenizers", "peft", "trl"} <= set(pins)
-    # The @cpu-fp32 golden files are recorded in this project's environment: the pins must be its versions.
+    # The @cpu-bf16 golden files are recorded in this project's environment: the pins must be its versions.
     installed = {name: importlib.metadata.version(name).split("+")[0] for name in pins}
     assert installed == pins
 
