@@ -97,8 +97,13 @@ def _shape_problem(raw) -> str | None:
 
 def decision_of(prediction) -> dict:
     """What is recorded of one prediction: the parse outcome and the four decision fields."""
-    got = prediction.parsed.obj if isinstance(prediction.parsed.obj, dict) else {}
-    return {"parse": prediction.parsed.kind, **{f: got.get(f) for f in DECISION_FIELDS}}
+    return parsed_decision(prediction.parsed)
+
+
+def parsed_decision(parsed) -> dict:
+    """decision_of for a parse result (fixtures.parse.parse_output) that is not yet a Prediction."""
+    got = parsed.obj if isinstance(parsed.obj, dict) else {}
+    return {"parse": parsed.kind, **{f: got.get(f) for f in DECISION_FIELDS}}
 
 
 def run_entry(identity: str, adapter: dict | None, predictions: dict) -> dict:
