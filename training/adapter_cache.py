@@ -63,10 +63,12 @@ class AdapterInfo:
 
     @property
     def weights(self) -> str:
-        """The identity of the trained bytes (weights and adapter config), not of the recipe's inputs: a retrained
-        adapter under the same key has other weights, and whatever was predicted with the old ones no longer applies."""
-        files = {n: d for n, d in (self.manifest.get("files") or {}).items() if n.endswith((".safetensors", ".json"))}
-        return "sha256:" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        """The identity of the trained bytes (fixtures/adapter_weights.py), not of the recipe's inputs: a retrained
+        adapter under the same key may have other weights, and whatever was predicted with the old ones no longer
+        applies; the same bytes retrained elsewhere are the same weights."""
+        from fixtures.adapter_weights import adapter_weights
+
+        return adapter_weights(self.path)
 
 
 def canonical_rows(cases: list[Case]) -> list[dict]:

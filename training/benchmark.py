@@ -82,6 +82,7 @@ class Setup:
     autocast: bool  # run forward and backward under torch.autocast(bfloat16)
     note: str = ""
     fused_adamw: bool = True  # on CUDA
+    kernels: object = None  # device_type -> context manager around each step (the recipe's attention_kernels)
 
 
 # --- building and loading the model ----------------------------------------------------------------------------------
@@ -261,7 +262,8 @@ def variant_recipe(bench: Bench, log) -> Setup:
     import torch
 
     from training.config import TrainConfig
-    from training.memory_plan import choose_memory_plan, compile_layers, free_device_bytes, parameter_count, prepare_base
+    from training.memory_plan import (attention_kernels, choose_memory_plan, compile_layers, free_device_bytes,
+                                      parameter_count, prepare_base)
 
     model = load_base(bench.folder, bench.quantized)
     free = free_device_bytes() if torch.cuda.is_available() else 1 << 50
@@ -269,7 +271,8 @@ def variant_recipe(bench: Bench, log) -> Setup:
     model = add_lora(prepare_base(model, plan), log)
     add_sft_head(model.get_base_model())  # as SFTTrainer.__init__ does, after PEFT has wrapped the model
     compile_layers(model, plan)
-    return Setup(model, sft_loss, autocast=True, note=f"plan {plan} (free {free / GIB:.1f} GiB)", fused_adamw=plan == "fast")
+    return Setup(model, sft_loss, autocast=True, note=f"plan {plan} (free {free / GIB:.1f} GiB)", fused_adamw=plan == "fast",
+                 kernels=attention_kernels)
 
 
 VARIANTS = {"plain": variant_plain, "lean": variant_lean, "fast": variant_fast, "fast+compile": variant_fast_compile,
@@ -316,10 +319,13 @@ def train_steps(setup: Setup, input_ids, labels, warmup: int, steps: int) -> dic
     device_type = input_ids.device.type
     losses = []
 
+    kernels = setup.kernels or (lambda device_type: nullcontext())
+
     def step():
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=setup.autocast):
-            loss = setup.loss_fn(model, input_ids, labels)
-        loss.backward()
+        with kernels(device_type):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=setup.autocast):
+                loss = setup.loss_fn(model, input_ids, labels)
+            loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.detach())

@@ -13,7 +13,7 @@ from evals.dataset import Case
 from fixtures.base_model import BaseModelRef, Runtime, load_base
 from fixtures.prompts import completion_text, encode_prompt, end_of_turn, messages, render_prompt
 from training.config import TrainConfig, lora_config
-from training.memory_plan import compile_layers, parameter_count, trainer_kwargs
+from training.memory_plan import attention_kernels, compile_layers, parameter_count, trainer_kwargs
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log(trainable_line(trainable, total))
     counter = trainer.data_collator = TokenCounter(trainer.data_collator, trainer.model)
-    with head_scores_labelled_positions(runtime.device, log):
+    with head_scores_labelled_positions(runtime.device, log), attention_kernels(runtime.device):
         train_started = time.perf_counter()
         trainer.train()
         train_s = time.perf_counter() - train_started

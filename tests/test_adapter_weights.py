@@ -1,0 +1,30 @@
+"""An adapter's weight identity (fixtures/adapter_weights.py): its weight bytes and the config that shapes its
+outputs; not the folder the base was loaded from, nor the order PEFT happened to write its target modules in."""
+
+import json
+
+from fixtures.adapter_weights import adapter_weights
+
+CONFIG = {"base_model_name_or_path": "/cache-a/base", "r": 16, "lora_alpha": 32,
+          "target_modules": ["q_proj", "v_proj", "k_proj"], "peft_type": "LORA"}
+
+
+def write(folder, weights=b"\x01\x02", **config):
+    folder.mkdir()
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    (folder / "adapter_config.json").write_text(json.dumps({**CONFIG, **config}))
+    (folder / "README.md").write_text(str(folder))  # not weights
+    return folder
+
+
+def test_the_same_bytes_written_elsewhere_are_the_same_weights(tmp_path):
+    a = write(tmp_path / "a")
+    b = write(tmp_path / "b", base_model_name_or_path="/cache-b/base", target_modules=["k_proj", "q_proj", "v_proj"])
+    assert adapter_weights(a) == adapter_weights(b)
+
+
+def test_other_weights_or_another_config_are_other_weights(tmp_path):
+    a = write(tmp_path / "a")
+    assert adapter_weights(a) != adapter_weights(write(tmp_path / "bytes", weights=b"\x01\x03"))
+    assert adapter_weights(a) != adapter_weights(write(tmp_path / "rank", r=8))
+    assert adapter_weights(a) != adapter_weights(write(tmp_path / "modules", target_modules=["q_proj", "v_proj"]))
