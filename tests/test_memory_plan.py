@@ -23,3 +23,18 @@ def test_an_explicit_plan_wins_and_a_typo_is_named():
     assert choose_memory_plan("plain", **QWEN3_4B, free_bytes=1) == "plain"
     with pytest.raises(ValueError, match="memory_plan must be one of"):
         choose_memory_plan("fastest", **QWEN3_4B, free_bytes=1)
+
+
+def test_attention_kernels_leave_cudnn_out_on_cuda_only():
+    import torch
+
+    from training.memory_plan import attention_kernels
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with attention_kernels("cpu"):
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before
+    with attention_kernels("cuda"):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+        assert torch.backends.cuda.math_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before

@@ -51,3 +51,24 @@ def test_the_recipe_variants_loss_is_the_trainers(tiny_model_dir, tiny, adapter_
         full = model(**one, use_cache=False).loss
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
     assert plain.item() == pytest.approx(full.item(), rel=1e-5)  # and the model's own loss where both apply
+
+
+def test_profile_steps_profiles_exactly_its_range():
+    from types import SimpleNamespace
+
+    import torch
+
+    from training.benchmark import parse_step_range, profile_steps
+
+    assert parse_step_range("3:5") == (3, 5)
+    for bad in ("0:2", "5:3", "3", "a:b"):
+        with pytest.raises(Exception, match="FIRST:LAST"):
+            parse_step_range(bad)
+    lines = []
+    callback = profile_steps(2, 3, lines.append)
+    for step in range(4):  # global_step counts finished steps: step s + 1 runs between begin and end
+        callback.on_step_begin(None, SimpleNamespace(global_step=step), None)
+        torch.ones(64, 64) @ torch.ones(64, 64)
+        callback.on_step_end(None, SimpleNamespace(global_step=step + 1), None)
+        assert (callback.profiler is not None) == (step + 1 == 2)
+    assert lines[0] == "profile of steps 2-3, by self CPU time:" and "aten::mm" in lines[1]

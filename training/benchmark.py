@@ -8,6 +8,7 @@ one fixed random batch. Part "smollm": the project's own recipe (training.recipe
     python -m training.benchmark --part qwen --tiny --steps 2   # the control flow, on CPU too (no 4-bit there)
     python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
     python -m training.benchmark --part smollm --smollm-configs 'memory_plan=fast;memory_plan=eager;memory_plan=lean'
+    python -m training.benchmark --part smollm --profile-steps 61:66   # where a warm step's time goes
     python -m training.benchmark --part cpu --steps 10           # the recipe's first steps per variant: bf16 against fp32, padded, ...
 
 MFU counts 4 * N_base FLOPs per token: the base is frozen, so a step is the forward (2N) plus the backward through
@@ -556,6 +557,50 @@ def parse_overrides(spec: str) -> list[dict]:
     return runs
 
 
+def parse_step_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition(":")
+    if not (first.isdigit() and last.isdigit() and 0 < int(first) <= int(last)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not FIRST:LAST steps, 0 < FIRST <= LAST")
+    return int(first), int(last)
+
+
+def profile_steps(first: int, last: int, log=print):
+    """A TrainerCallback that profiles optimizer steps first..last (after warm-up: the steps users wait for) and logs
+    the operators by self CPU time, and by self CUDA time where there is a GPU: on a host-bound step the first table
+    says what the host waits on."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import TrainerCallback
+
+    cuda = torch.cuda.is_available()
+
+    class ProfileSteps(TrainerCallback):
+        def __init__(self):
+            self.profiler = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step + 1 == first and self.profiler is None:
+                activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+                self.profiler = profile(activities=activities)
+                self.profiler.__enter__()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.profiler is None or state.global_step < last:
+                return
+            if cuda:
+                torch.cuda.synchronize()
+            self.profiler.__exit__(None, None, None)
+            table = self.profiler.key_averages()
+            self.profiler = None
+            log(f"profile of steps {first}-{last}, by self CPU time:")
+            log(table.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
+            if cuda:
+                log(f"profile of steps {first}-{last}, by self CUDA time:")
+                log(table.table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=60))
+
+    return ProfileSteps()
+
+
 def part_smollm(args, log=print) -> int:
     """The project's recipe, as `python -m training` runs it, timed: default TrainConfig (or each of --smollm-configs,
     one after the other in this process), shipped train and val splits."""
@@ -590,7 +635,9 @@ def part_smollm(args, log=print) -> int:
         torch.cuda.reset_peak_memory_stats()
         try:
             started = time.perf_counter()
-            result = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=log)
+            callbacks = (profile_steps(*args.profile_steps, log),) if args.profile_steps else ()
+            result = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=log,
+                                   callbacks=callbacks)
             wall = time.perf_counter() - started
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -750,6 +797,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="where the random model (8 GB for the 4B shape) and the adapter go (default: system temp)")
     p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm part: local folder or the default name")
     p.add_argument("--cache-dir", type=Path, default=None, help="smollm part: cache root (default: as python -m training)")
+    p.add_argument("--profile-steps", type=parse_step_range, default=None, metavar="FIRST:LAST",
+                   help="smollm part: profile the recipe's steps FIRST..LAST (torch.profiler, CPU and CUDA) and print "
+                        "where their time went")
     p.add_argument("--smollm-configs", default="",
                    help="smollm part: ';'-separated runs, each ','-separated TrainConfig FIELD=VALUE overrides "
                         "(e.g. 'memory_plan=fast;memory_plan=eager'); empty: the default config once")
