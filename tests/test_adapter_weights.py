@@ -28,3 +28,12 @@ def test_other_weights_or_another_config_are_other_weights(tmp_path):
     assert adapter_weights(a) != adapter_weights(write(tmp_path / "bytes", weights=b"\x01\x03"))
     assert adapter_weights(a) != adapter_weights(write(tmp_path / "rank", r=8))
     assert adapter_weights(a) != adapter_weights(write(tmp_path / "modules", target_modules=["q_proj", "v_proj"]))
+
+
+def test_verified_digests_stand_in_for_reading_the_weights(tmp_path):
+    from fixtures.base_model import sha256_file
+
+    a = write(tmp_path / "a")
+    weights = a / "adapter_model.safetensors"
+    assert adapter_weights(a, {weights.name: sha256_file(weights)}) == adapter_weights(a)
+    assert adapter_weights(a, {weights.name: "0" * 64}) != adapter_weights(a)  # the digest given is the one used

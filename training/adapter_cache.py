@@ -68,7 +68,7 @@ class AdapterInfo:
         applies; the same bytes retrained elsewhere are the same weights."""
         from fixtures.adapter_weights import adapter_weights
 
-        return adapter_weights(self.path)
+        return adapter_weights(self.path, self.manifest.get("files"))  # the manifest's digests, checked on load
 
 
 def canonical_rows(cases: list[Case]) -> list[dict]:
