@@ -37,3 +37,15 @@ def test_verified_digests_stand_in_for_reading_the_weights(tmp_path):
     weights = a / "adapter_model.safetensors"
     assert adapter_weights(a, {weights.name: sha256_file(weights)}) == adapter_weights(a)
     assert adapter_weights(a, {weights.name: "0" * 64}) != adapter_weights(a)  # the digest given is the one used
+
+
+def test_a_broken_config_is_named_with_its_line(tmp_path):
+    import pytest
+
+    a = write(tmp_path / "a")
+    (a / "adapter_config.json").write_text('{\n  "r": 16,\n  "lora_alpha": \n}')
+    with pytest.raises(ValueError, match=r"adapter_config.json: not a JSON adapter config \(line 4, column 1"):
+        adapter_weights(a)
+    (a / "adapter_config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="adapter_config.json: expected a JSON object, got list"):
+        adapter_weights(a)
