@@ -124,7 +124,7 @@ def test_predict_constrains_only_constrained_candidates(tiny, policy, splits, ca
     monkeypatch.setattr(predictions_module, "generate_batch", lambda *a, **k: calls.append(sorted(k)) or real(*a, **k))
 
     plain = predict(model, tokenizer, policy, candidates["base"], cases, "a", PredictionStore(tmp_path / "a"), gen)
-    assert calls == [["prefix"]], "the unconstrained path passes nothing new to generate_batch"
+    assert calls == [["prefix", "shared"]], "the unconstrained path passes nothing new to generate_batch"
     order = sorted(cases, key=lambda c: (-len(c.request), c.id))  # predict's batch order
     direct = real(model, tokenizer, [prompt_for(tokenizer, candidates["base"], c.request) for c in order], gen.max_new_tokens)
     assert [(plain[c.id].raw, plain[c.id].new_tokens) for c in order] == direct, "the same outputs as plain generation"
@@ -132,7 +132,7 @@ def test_predict_constrains_only_constrained_candidates(tiny, policy, splits, ca
 
     calls.clear()
     constrained = predict(model, tokenizer, policy, candidates["base+schema"], cases, "b", PredictionStore(tmp_path / "b"), gen)
-    assert calls == [["logits_processor", "prefix"]]
+    assert calls == [["logits_processor", "prefix", "shared"]]
     assert all(p.parsed.schema_valid for p in constrained.values())
 
 

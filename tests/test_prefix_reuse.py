@@ -3,7 +3,7 @@
 import pytest
 
 from fixtures.candidates import load_candidates
-from fixtures.generate import GenerationSettings, _batch_cache, build_prefix_cache, fixed_prefix_ids, generate_batch
+from fixtures.generate import GenerationSettings, _batch_cache, _shared_cut, build_prefix_cache, fixed_prefix_ids, generate_batch
 from fixtures.predictions import PredictionStore, predict, prompt_for
 from fixtures.prompts import encode_prompt
 
@@ -20,8 +20,9 @@ def mixed_requests(splits):
     return picked + ["ok", " leading space and a question?", "\n\nStarts with blank lines: build a Glean bot."]
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["copied-per-row", "shared"])
 @pytest.mark.parametrize("name", ["base", "fine-tuned"])
-def test_reused_prefix_gives_the_same_outputs(tiny, splits, candidates, name):
+def test_reused_prefix_gives_the_same_outputs(tiny, splits, candidates, name, shared):
     model, tokenizer = tiny
     candidate = candidates[name]
     render = lambda request: prompt_for(tokenizer, candidate, request)  # noqa: E731
@@ -34,7 +35,7 @@ def test_reused_prefix_gives_the_same_outputs(tiny, splits, candidates, name):
     assert cut >= len(prefix.ids) - 2, "the cache should cover the shared prefix, not fall back to the plain path"
 
     plain = generate_batch(model, tokenizer, prompts, max_new_tokens=16)
-    reused = generate_batch(model, tokenizer, prompts, max_new_tokens=16, prefix=prefix)
+    reused = generate_batch(model, tokenizer, prompts, max_new_tokens=16, prefix=prefix, shared=shared)
     assert reused == plain
     assert len({n for _, n in plain}) >= 1 and len(set(map(len, encoded))) == len(encoded)
 
@@ -49,7 +50,8 @@ def test_predict_reuses_by_default_and_matches_the_plain_path(tiny, policy, spli
     assert {k: p.raw for k, p in reused.items()} == {k: p.raw for k, p in plain.items()}
 
 
-def test_a_prompt_that_leaves_the_prefix_caps_the_reused_part(tiny, splits, candidates):
+@pytest.mark.parametrize("shared", [False, True], ids=["copied-per-row", "shared"])
+def test_a_prompt_that_leaves_the_prefix_caps_the_reused_part(tiny, splits, candidates, shared):
     model, tokenizer = tiny
     render = lambda request: prompt_for(tokenizer, candidates["base"], request)  # noqa: E731
     prefix = build_prefix_cache(model, fixed_prefix_ids(tokenizer, render))
@@ -60,4 +62,5 @@ def test_a_prompt_that_leaves_the_prefix_caps_the_reused_part(tiny, splits, cand
     _, cut = _batch_cache(model, prefix, encoded, width, width + 8)
     first_difference = next(i for i, (a, b) in enumerate(zip(encoded[1], prefix.ids)) if a != b)
     assert 0 < cut == width - len(encoded[1]) + first_difference < len(prefix.ids)
-    assert generate_batch(model, tokenizer, prompts, 8, prefix=prefix) == generate_batch(model, tokenizer, prompts, 8)
+    assert _shared_cut(prefix, encoded) == first_difference
+    assert generate_batch(model, tokenizer, prompts, 8, prefix=prefix, shared=shared) == generate_batch(model, tokenizer, prompts, 8)

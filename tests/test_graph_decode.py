@@ -1,0 +1,80 @@
+"""The graph decode loop (fixtures/graph_decode.py), run eagerly on the CPU: the tiny model's greedy outputs equal
+transformers' generate, with and without a reused prefix, under a logits processor, and at an exact length."""
+
+import pytest
+
+import fixtures.graph_decode as graph_decode
+from fixtures.candidates import load_candidates
+from fixtures.generate import build_prefix_cache, fixed_prefix_ids, generate_batch
+from fixtures.predictions import prompt_for
+from tests.test_prefix_reuse import mixed_requests
+
+
+@pytest.fixture(scope="module")
+def candidates(policy, splits):
+    return {c.name: c for c in load_candidates(policy, splits["train"])}
+
+
+class BanToken:
+    """A logits processor that forbids one token and records the lengths it was shown."""
+
+    def __init__(self, token: int):
+        self.token, self.lengths = token, []
+
+    def __call__(self, input_ids, scores):
+        self.lengths.append(input_ids.shape[1])
+        return scores.index_fill(1, scores.new_tensor([self.token], dtype=int), float("-inf"))
+
+
+def through_the_loop(monkeypatch, *args, **kwargs):
+    calls = []
+    real = graph_decode.greedy_decode
+    with monkeypatch.context() as m:
+        m.setattr(graph_decode, "GRAPH_ON", ("cpu",))
+        m.setattr("fixtures.generate.greedy_decode", lambda *a, **k: calls.append(k) or real(*a, **k))
+        out = generate_batch(*args, **kwargs)
+    assert calls and calls[0]["graph"] is False, "generate_batch did not decode through the loop"
+    return out
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["plain", "prefix-reuse"])
+@pytest.mark.parametrize("name", ["base", "few-shot"])
+def test_the_loop_gives_generates_outputs(tiny, splits, candidates, monkeypatch, name, reuse):
+    model, tokenizer = tiny
+    render = lambda request: prompt_for(tokenizer, candidates[name], request)  # noqa: E731
+    prefix = build_prefix_cache(model, fixed_prefix_ids(tokenizer, render)) if reuse else None
+    prompts = [render(r) for r in mixed_requests(splits)]
+    looped = through_the_loop(monkeypatch, model, tokenizer, prompts, 16, prefix=prefix, shared=False)
+    assert looped == generate_batch(model, tokenizer, prompts, 16, prefix=prefix, shared=False)
+    assert max(n for _, n in looped) > 1
+
+
+def test_a_logits_processor_sees_the_whole_sequence_at_every_step(tiny, splits, candidates, monkeypatch):
+    from transformers import LogitsProcessorList
+
+    model, tokenizer = tiny
+    prompts = [prompt_for(tokenizer, candidates["base"], r) for r in mixed_requests(splits)[:3]]
+    free = generate_batch(model, tokenizer, prompts, 8)
+    banned = tokenizer(free[0][0], add_special_tokens=False)["input_ids"][0]  # the first token base would write
+    loop_ban, generate_ban = BanToken(banned), BanToken(banned)
+    looped = through_the_loop(monkeypatch, model, tokenizer, prompts, 8, logits_processor=LogitsProcessorList([loop_ban]))
+    assert looped == generate_batch(model, tokenizer, prompts, 8, logits_processor=LogitsProcessorList([generate_ban]))
+    assert looped != free and loop_ban.lengths == generate_ban.lengths
+
+
+def test_no_stop_tokens_decode_exactly_the_budget(tiny, splits, candidates):
+    import torch
+
+    model, tokenizer = tiny
+    ids = tokenizer([prompt_for(tokenizer, candidates["base"], "a request")], add_special_tokens=False, return_tensors="pt")
+    with torch.inference_mode():
+        new = graph_decode.greedy_decode(model, ids["input_ids"], ids["attention_mask"], 7, (), 0, graph=False)
+    assert new.shape == (1, 7)
+
+
+def test_a_model_without_a_plain_cache_is_refused():
+    from types import SimpleNamespace
+
+    import torch
+
+    assert graph_decode.graph_cache(SimpleNamespace(), 8, torch.zeros(1, dtype=torch.long)) is None
