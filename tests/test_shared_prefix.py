@@ -94,12 +94,13 @@ def test_a_model_that_bypasses_the_attention_interface_gets_the_plain_layout(tin
     assert generate_batch(model, tokenizer, prompts, 8, prefix=prefix, shared=True) == generate_batch(model, tokenizer, prompts, 8)
 
 
-def test_the_shared_layout_is_part_of_a_prediction_identity(candidates):
+def test_the_shared_layout_and_the_graph_loop_are_part_of_a_prediction_identity(candidates):
     plain, shared = GenerationSettings(92, 32), GenerationSettings(92, 32, shared_prefix=True)
     assert plain.to_dict() == {"max_new_tokens": 92, "batch_size": 32, "greedy": True}  # the key it had before
     assert shared.to_dict()["shared_prefix"] is True
     key = lambda g: candidate_key(candidates["base"], "sha256:b", "cpu-bf16", None, "t", g)  # noqa: E731
     assert key(plain) != key(shared)
+    assert key(GenerationSettings(92, 32, graph_decode=True)) not in (key(plain), key(shared))
 
 
 def test_short_prefixes_and_other_devices_keep_the_plain_layout():
