@@ -58,6 +58,32 @@ def test_attention_does_not_cross_examples(tiny, rows):
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_bucketed_padding_is_the_same_loss(tiny, rows):
+    """The graphs plan pads every packed row to one length (training/memory_plan.py): the padding is unlabelled and,
+    starting at position 0, a sequence of its own, so the loss and the examples' logits stay."""
+    import torch
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from training.config import TrainConfig
+    from training.memory_plan import GRAPH_ROUND, trainer_kwargs
+
+    model, tokenizer = tiny
+    lengths = [len(r["input_ids"]) for r in rows]
+    multiple = trainer_kwargs("graphs", TrainConfig(), lengths)["pad_to_multiple_of"]
+    assert multiple % GRAPH_ROUND == 0 and multiple >= sum(lengths)
+    assert "pad_to_multiple_of" not in trainer_kwargs("fast", TrainConfig(), lengths)
+    free = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(rows)
+    bucketed = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True,
+                                               pad_to_multiple_of=multiple)(rows)
+    n = free["input_ids"].shape[1]
+    assert bucketed["input_ids"].shape[1] == multiple > n
+    assert batch_loss(model, bucketed) == pytest.approx(batch_loss(model, free), rel=1e-5)
+    with torch.no_grad():
+        a = model(**free, use_cache=False).logits[0]
+        b = model(**bucketed, use_cache=False).logits[0, :n]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_token_counter_counts_padding(tiny, rows):
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 

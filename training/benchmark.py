@@ -272,7 +272,7 @@ def variant_recipe(bench: Bench, log) -> Setup:
     model = add_lora(prepare_base(model, plan), log)
     add_sft_head(model.get_base_model())  # as SFTTrainer.__init__ does, after PEFT has wrapped the model
     compile_layers(model, plan)
-    return Setup(model, sft_loss, autocast=True, note=f"plan {plan} (free {free / GIB:.1f} GiB)", fused_adamw=plan == "fast",
+    return Setup(model, sft_loss, autocast=True, note=f"plan {plan} (free {free / GIB:.1f} GiB)", fused_adamw=plan in ("fast", "graphs"),
                  kernels=attention_kernels)
 
 

@@ -37,8 +37,9 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward (saves memory, costs time)."})
     padding_free: bool = field(default=True, metadata={"help": "Concatenate a batch's examples into one row with per-example "
                                                         "position_ids (attention stays within each example): no pad tokens computed."})
-    memory_plan: str = field(default="auto", metadata={"help": "CUDA only: 'auto' (fast when its estimated peak fits free "
-                                                     "memory, else lean; training/memory_plan.py), 'fast', 'lean' or 'plain'."})
+    memory_plan: str = field(default="auto", metadata={"help": "CUDA only: 'auto' (graphs or fast when its estimated peak "
+                                                     "fits free memory, else lean; training/memory_plan.py), 'graphs', 'fast', "
+                                                     "'eager', 'lean' or 'plain'."})
     seed: int = field(default=0, metadata={"help": "Seed for adapter init, dropout and data order."})
     logging_steps: int = field(default=4, metadata={"help": "Log train loss every N steps (val loss once an epoch)."})
 

@@ -137,7 +137,8 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     val_ds = build_dataset(tokenizer, system, val, cfg.max_length)
     steps_per_epoch = math.ceil(len(train_ds) / cfg.per_device_train_batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.num_train_epochs)
-    train_tokens = sum(len(x) for x in train_ds["input_ids"])
+    example_lengths = [len(x) for split in (train_ds, val_ds) for x in split["input_ids"]]
+    train_tokens = sum(example_lengths[: len(train_ds)])
     log(f"train: {len(train_ds)} examples, {train_tokens:,} tokens/epoch, {steps_per_epoch} steps/epoch x {cfg.num_train_epochs:g} epochs = {total_steps} steps")
 
     class Progress(TrainerCallback):
@@ -162,7 +163,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         max_length=None if cfg.padding_free else cfg.max_length,  # cut in build_dataset either way
         padding_free=cfg.padding_free,
         max_steps=max_steps or -1,
-        **({"gradient_checkpointing": False} if plan is None else trainer_kwargs(plan, cfg)),
+        **({"gradient_checkpointing": False} if plan is None else trainer_kwargs(plan, cfg, example_lengths)),
         seed=cfg.seed,
         data_seed=cfg.seed,
         logging_steps=cfg.logging_steps,
