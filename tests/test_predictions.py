@@ -63,6 +63,43 @@ def test_second_run_generates_nothing_and_a_changed_prompt_misses(tiny, policy, 
     assert calls and not any(p.cached for p in third.values())
 
 
+def test_a_case_is_generated_with_the_same_neighbours_whatever_is_asked(tiny, policy, splits, candidates, tmp_path,
+                                                                          monkeypatch):
+    """A filtered run, a run on a partly filled cache and a full run batch every case the same way (fixed_batches):
+    asking for one case generates its whole batch and stores the batch's other rows, which later runs reuse."""
+    import fixtures.predictions as predictions_module
+    from fixtures.predictions import fixed_batches
+
+    model, tokenizer = tiny
+    policy_cases = sorted(splits["test"], key=lambda c: c.id)[:6]
+    other = sorted(splits["val"], key=lambda c: c.id)[:3]
+    groups = [policy_cases, other + policy_cases[:1]]  # a case in two groups is batched with the first
+    plan = fixed_batches(groups, GEN.batch_size)
+    assert [len(b) for b in plan] == [4, 2, 3]
+    assert [c.key for b in plan[:2] for c in b] == [c.key for c in sorted(policy_cases, key=lambda c: (-len(c.request), c.key))]
+
+    batches = []
+    real = predictions_module.generate_batch
+    monkeypatch.setattr(predictions_module, "generate_batch",
+                        lambda m, t, prompts, *a, **k: batches.append(len(prompts)) or real(m, t, prompts, *a, **k))
+    candidate = candidates["fine-tuned"]
+    one = plan[0][2]
+    store = PredictionStore(tmp_path / "filtered")
+    first = predict(model, tokenizer, policy, candidate, [one], key_of(candidate), store, GEN, groups=groups)
+    assert batches == [4] and list(first) == [one.key] and not first[one.key].cached
+    again = predict(model, tokenizer, policy, candidate, plan[0], key_of(candidate), store, GEN, groups=groups)
+    assert batches == [4] and all(p.cached for p in again.values())  # the batch's other rows were stored
+
+    everything = [c for group in groups for c in group]
+    full = predict(model, tokenizer, policy, candidate, everything, key_of(candidate), PredictionStore(tmp_path / "full"),
+                   GEN, groups=groups)
+    assert batches == [4, 4, 2, 3]
+    assert {k: p.raw for k, p in again.items()} == {c.key: full[c.key].raw for c in plan[0]}
+    outside = sorted(splits["train"], key=lambda c: c.id)[:1]  # not in any group: batched as a group of its own
+    predict(model, tokenizer, policy, candidate, outside, key_of(candidate), store, GEN, groups=groups)
+    assert batches == [4, 4, 2, 3, 1]
+
+
 def test_few_shot_examples_cover_every_rule(policy, splits, candidates):
     shots = candidates["few-shot"].shots
     by_request = {c.request: c for c in splits["train"]}
