@@ -167,7 +167,7 @@ def test_the_predictor_answers_a_bias_source_from_its_own_request(policy, splits
 
     source, variant, mine = namesakes(policy, splits, cases_path)
 
-    def fake_predict(model, tokenizer, policy, candidate, cases, key, store, generation, log=None):
+    def fake_predict(model, tokenizer, policy, candidate, cases, key, store, generation, log=None, groups=()):
         return {c.key: prediction_from(candidate.name, c.key, {"parse": "ok", **c.expected}, c.request) for c in cases}
 
     monkeypatch.setattr(predictor_module, "predict", fake_predict)
