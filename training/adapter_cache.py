@@ -23,7 +23,8 @@ KEYED_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes")
 ROOT = Path(__file__).resolve().parent.parent
 # The code that shapes an adapter: the recipe, its config, how CUDA trains (memory plan, compile, attention kernels)
 # and the prompt rendering. Editing any of them retrains.
-TRAINING_CODE = ("training/recipe.py", "training/config.py", "training/memory_plan.py", "fixtures/prompts.py")
+TRAINING_CODE = ("training/recipe.py", "training/config.py", "training/memory_plan.py", "training/shared_prompt.py",
+                 "fixtures/prompts.py")
 MANIFEST_SCHEMA = {
     "type": "object",
     "required": ["key", "files"],

@@ -659,12 +659,13 @@ CPU_VARIANTS = {  # name -> TrainConfig overrides; each runs the recipe (train_a
     "fp32": dict(),  # the recipe on the fp32 runtime; the variants below run on fp32 too
     "bf16": dict(),  # the recipe on the bf16 runtime
     "padded": dict(padding_free=False),
+    "prompt-per-example": dict(shared_prompt=False),  # padding-free, each example's prompt start computed in full
     "dropout-0.05": dict(lora_dropout=0.05),
     "every-position": dict(),  # the recipe with TRL's fused head left as it is on CPU (scores every position)
     "before": dict(lora_dropout=0.05),  # the recipe before both changes: dropout 0.05, every position scored
 }
 EVERY_POSITION = {"every-position", "before"}
-CPU_PRECISION = {"recipe": "auto", "bf16": "bf16"}  # the variant's runtime precision; fp32 for any other
+CPU_PRECISION = {"recipe": "auto", "bf16": "bf16", "prompt-per-example": "auto"}  # the variant's runtime precision; fp32 for any other
 
 
 def step_timer():
@@ -752,12 +753,12 @@ def part_cpu(args, log=print) -> int:
             shutil.rmtree(out_dir, ignore_errors=True)
         log(f"{name}: " + ", ".join(f"{k} {v / r.steps:.2f}s" for k, v in timer.parts.items()) + " per step")
         rows.append([name, runtime.precision, r.steps, f"{r.train_s:.1f}", f"{r.train_s / r.steps:.2f}", f"{r.real_tokens / r.train_s:,.0f}",
-                     f"{r.batch_tokens / r.train_s:,.0f}", f"{100 * r.padding_share:.1f}%",
+                     f"{r.batch_tokens / r.train_s:,.0f}", f"{100 * r.padding_share:.1f}%", f"{100 * r.shared_share:.1f}%",
                      f"{r.train_loss[-1][1]:.4f}" if r.train_loss else "-", f"{r.val_loss[-1][1]:.4f}", f"{r.final_eval_s:.1f}"])
         log("  ".join(map(str, rows[-1])))
     from tabulate import tabulate
 
-    log(tabulate(rows, headers=["variant", "precision", "steps", "train s", "s/step", "example tok/s", "batch tok/s", "padding",
+    log(tabulate(rows, headers=["variant", "precision", "steps", "train s", "s/step", "example tok/s", "batch tok/s", "padding", "shared start saved",
                                 "last train loss", f"val loss after {args.steps}", "val pass s"], tablefmt="github"))
     return 0
 

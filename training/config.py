@@ -37,6 +37,8 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward (saves memory, costs time)."})
     padding_free: bool = field(default=True, metadata={"help": "Concatenate a batch's examples into one row with per-example "
                                                         "position_ids (attention stays within each example): no pad tokens computed."})
+    shared_prompt: bool = field(default=True, metadata={"help": "CPU, padding-free: a batch holds the examples' shared prompt "
+                                                         "start once (training/shared_prompt.py); the same loss, fewer tokens."})
     memory_plan: str = field(default="auto", metadata={"help": "CUDA only: 'auto' (graphs or fast when its estimated peak "
                                                      "fits free memory, else lean; training/memory_plan.py), 'graphs', 'fast', "
                                                      "'eager', 'lean' or 'plain'."})

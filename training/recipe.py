@@ -11,9 +11,12 @@ from pathlib import Path
 
 from evals.dataset import Case
 from fixtures.base_model import BaseModelRef, Runtime, load_base
+from fixtures.generate import fixed_prefix_ids
 from fixtures.prompts import completion_text, encode_prompt, end_of_turn, messages, render_prompt
 from training.config import TrainConfig, lora_config
 from training.memory_plan import attention_kernels, compile_layers, parameter_count, trainer_kwargs
+from training.shared_prompt import SHARED_ON, SharedPromptCollator
+from training.shared_prompt import register as register_shared_prompt
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,19 @@ class TrainResult:
     steps: int
     train_s: float = 0.0  # trainer.train() alone (with its once-an-epoch val passes)
     final_eval_s: float = 0.0
-    batch_tokens: int = 0  # positions the training batches computed, padding included
-    real_tokens: int = 0  # of those, example tokens
+    batch_tokens: int = 0  # positions the training batches computed, padding included, a shared prompt start once
+    real_tokens: int = 0  # the examples' own tokens
     memory_plan: str | None = None  # CUDA: the plan training/memory_plan.py chose; None on CPU
 
     @property
     def padding_share(self) -> float:
-        return 1 - self.real_tokens / self.batch_tokens if self.batch_tokens else 0.0
+        """Of the positions computed, the share that were padding (0 when a shared prompt start saved more)."""
+        return max(0.0, 1 - self.real_tokens / self.batch_tokens) if self.batch_tokens else 0.0
+
+    @property
+    def shared_share(self) -> float:
+        """Of the examples' tokens, the share not computed because a batch held their shared prompt start once."""
+        return max(0.0, 1 - self.batch_tokens / self.real_tokens) if self.real_tokens else 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -41,7 +50,8 @@ class TrainResult:
             "train_loss": self.train_loss, "val_loss": self.val_loss, "wall_time_s": round(self.wall_time_s, 1),
             "train_tokens": self.train_tokens, "steps": self.steps, "train_s": round(self.train_s, 1),
             "final_eval_s": round(self.final_eval_s, 1), "batch_tokens": self.batch_tokens, "real_tokens": self.real_tokens,
-            "padding_share": round(self.padding_share, 4), "memory_plan": self.memory_plan,
+            "padding_share": round(self.padding_share, 4), "shared_share": round(self.shared_share, 4),
+            "memory_plan": self.memory_plan,
         }
 
 
@@ -133,6 +143,10 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
             f"slower; --cpu-4bit forces it)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = end_of_turn(tokenizer)
+    collator = None
+    if cfg.shared_prompt and cfg.padding_free and runtime.device in SHARED_ON:  # the prompt's fixed start once a batch (training/shared_prompt.py)
+        model.config._attn_implementation = register_shared_prompt()
+        collator = SharedPromptCollator(fixed_prefix_ids(tokenizer, lambda r: render_prompt(tokenizer, messages(system, r))))
     train_ds = build_dataset(tokenizer, system, train, cfg.max_length)
     val_ds = build_dataset(tokenizer, system, val, cfg.max_length)
     steps_per_epoch = math.ceil(len(train_ds) / cfg.per_device_train_batch_size)
@@ -161,7 +175,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         lr_scheduler_type=cfg.lr_scheduler_type,
         weight_decay=cfg.weight_decay,
         max_length=None if cfg.padding_free else cfg.max_length,  # cut in build_dataset either way
-        padding_free=cfg.padding_free,
+        padding_free=cfg.padding_free and collator is None,  # TRL's own padding-free collator, else ours packs
         max_steps=max_steps or -1,
         **({"gradient_checkpointing": False} if plan is None else trainer_kwargs(plan, cfg, example_lengths)),
         seed=cfg.seed,
@@ -180,7 +194,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-        peft_config=lora_config(cfg), callbacks=[Progress(), *callbacks],
+        data_collator=collator, peft_config=lora_config(cfg), callbacks=[Progress(), *callbacks],
     )
     if plan is not None:
         compile_layers(trainer.model, plan)
@@ -214,7 +228,8 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
         memory_plan=plan,
     )
     log(f"trained {result.steps} steps in {train_s:.0f}s, {real_tokens / max(train_s, 1e-9):,.0f} example tok/s; "
-        f"padding {100 * result.padding_share:.1f}% of {batch_tokens:,} batch tokens; final val pass {final_eval_s:.0f}s")
+        f"{batch_tokens:,} positions computed for {real_tokens:,} example tokens (padding {100 * result.padding_share:.1f}%, "
+        f"shared prompt start saved {100 * result.shared_share:.1f}%); final val pass {final_eval_s:.0f}s")
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     write_loss_curve(result, out_dir / "loss_curve.png")
     return result
