@@ -16,8 +16,7 @@ def rows(tiny, adapter_system, splits):
 
 @pytest.fixture(scope="module")
 def shared(tiny, adapter_system):
-    from fixtures.generate import fixed_prefix_ids
-    from fixtures.prompts import messages, render_prompt
+    from fixtures.prompts import fixed_prefix_ids, messages, render_prompt
 
     _, tokenizer = tiny
     return fixed_prefix_ids(tokenizer, lambda r: render_prompt(tokenizer, messages(adapter_system, r)))

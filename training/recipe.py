@@ -11,8 +11,7 @@ from pathlib import Path
 
 from evals.dataset import Case
 from fixtures.base_model import BaseModelRef, Runtime, load_base
-from fixtures.generate import fixed_prefix_ids
-from fixtures.prompts import completion_text, encode_prompt, end_of_turn, messages, render_prompt
+from fixtures.prompts import completion_text, encode_prompt, end_of_turn, fixed_prefix_ids, messages, render_prompt
 from training.config import TrainConfig, lora_config
 from training.memory_plan import attention_kernels, compile_layers, parameter_count, trainer_kwargs
 from training.shared_prompt import SHARED_ON, SharedPromptCollator
