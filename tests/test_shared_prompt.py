@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.benchmark import SFT_HEAD_OUTPUTS
+from tests.tiny_model import loss_and_grad, trainable_tiny
 from training.recipe import build_dataset
 from training.shared_prompt import ATTENTION, MASK_KEY, SharedPromptCollator, register
 
@@ -48,35 +48,17 @@ def test_an_example_without_the_shared_start_is_packed_on_its_own(rows, shared):
 
 def test_same_loss_and_gradient_as_padding_free(tiny_model_dir, tiny, rows, shared):
     import torch
-    import trl.trainer.utils as trl_utils
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from training.config import TrainConfig, lora_config
-
     _, tokenizer = tiny
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    trl_utils.add_fused_lm_head(model, outputs=SFT_HEAD_OUTPUTS)
-    torch.manual_seed(0)
-    model = get_peft_model(model, lora_config(TrainConfig()))
-    for p in model.parameters():  # LoRA B starts at zero; give the adapter a gradient path that shows up in the loss
-        if p.requires_grad:
-            torch.nn.init.normal_(p, std=0.02)
-
-    def loss_and_grad(batch):
-        model.zero_grad()
-        out = model(**batch, use_cache=False, fused_lm_head=True)
-        loss = -out.log_probs.sum() / out.label_mask.sum()
-        loss.backward()
-        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+    model = trainable_tiny(tiny_model_dir)
 
     packed_loss, packed_grad = loss_and_grad(
-        DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(rows))
+        model, DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(rows))
     before = model.config._attn_implementation
     model.config._attn_implementation = register()
     try:
-        shared_loss, shared_grad = loss_and_grad(SharedPromptCollator(shared)(rows))
+        shared_loss, shared_grad = loss_and_grad(model, SharedPromptCollator(shared)(rows))
     finally:
         model.config._attn_implementation = before
     assert register() == ATTENTION

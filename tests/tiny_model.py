@@ -35,3 +35,35 @@ def build_tiny_model(folder: Path, corpus: list[str], seed: int = 0, layers: int
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def trainable_tiny(folder: Path):
+    """The tiny model as SFTTrainer trains it: TRL's fused LM head, then the recipe's LoRA, its weights drawn at random
+    (LoRA B starts at zero, which would hide the adapter's gradient path from the loss)."""
+    import torch
+    import trl.trainer.utils as trl_utils
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training.benchmark import SFT_HEAD_OUTPUTS
+    from training.config import TrainConfig, lora_config
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    trl_utils.add_fused_lm_head(model, outputs=SFT_HEAD_OUTPUTS)
+    torch.manual_seed(0)
+    model = get_peft_model(model, lora_config(TrainConfig()))
+    for p in model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.02)
+    return model
+
+
+def loss_and_grad(model, batch):
+    """(SFTTrainer's loss on the batch, every trainable parameter's gradient flattened into one tensor)."""
+    import torch
+
+    model.zero_grad()
+    out = model(**batch, use_cache=False, fused_lm_head=True)
+    loss = -out.log_probs.sum() / out.label_mask.sum()
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
