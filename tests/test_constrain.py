@@ -9,10 +9,10 @@ from evals.policy import OUTPUT_FIELDS
 from evals.schema import schema_errors
 from fixtures.candidates import load_candidates
 from fixtures.constrain import SchemaConstraint, constrained_schema, reason_max_length, token_bound
-from fixtures.generate import GenerationSettings, build_prefix_cache, fixed_prefix_ids, generate_batch, stop_token_ids
+from fixtures.generate import GenerationSettings, build_prefix_cache, generate_batch, stop_token_ids
 from fixtures.parse import parse_output
 from fixtures.predictions import PredictionStore, candidate_key, predict, prompt_for
-from fixtures.prompts import PREFILL, answer_json, encode_prompt
+from fixtures.prompts import PREFILL, answer_json, encode_prompt, fixed_prefix_ids
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import pytest
 
 import fixtures.graph_decode as graph_decode
 from fixtures.candidates import load_candidates
-from fixtures.generate import build_prefix_cache, fixed_prefix_ids, generate_batch
+from fixtures.generate import build_prefix_cache, generate_batch
+from fixtures.prompts import fixed_prefix_ids
 from fixtures.predictions import prompt_for
 from tests.test_prefix_reuse import mixed_requests
 

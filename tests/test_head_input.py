@@ -7,7 +7,8 @@ import pytest
 
 import fixtures.generate as generate
 from fixtures.candidates import load_candidates
-from fixtures.generate import build_prefix_cache, fixed_prefix_ids, generate_batch
+from fixtures.generate import build_prefix_cache, generate_batch
+from fixtures.prompts import fixed_prefix_ids
 from fixtures.predictions import prompt_for
 
 

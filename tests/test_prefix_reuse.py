@@ -3,9 +3,9 @@
 import pytest
 
 from fixtures.candidates import load_candidates
-from fixtures.generate import GenerationSettings, _batch_cache, _shared_cut, build_prefix_cache, fixed_prefix_ids, generate_batch
+from fixtures.generate import GenerationSettings, _batch_cache, _shared_cut, build_prefix_cache, generate_batch
 from fixtures.predictions import PredictionStore, predict, prompt_for
-from fixtures.prompts import encode_prompt
+from fixtures.prompts import encode_prompt, fixed_prefix_ids
 
 
 @pytest.fixture(scope="module")

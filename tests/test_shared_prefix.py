@@ -7,7 +7,8 @@ import pytest
 
 import fixtures.shared_prefix as shared_prefix
 from fixtures.candidates import load_candidates
-from fixtures.generate import GenerationSettings, build_prefix_cache, fixed_prefix_ids, generate_batch
+from fixtures.generate import GenerationSettings, build_prefix_cache, generate_batch
+from fixtures.prompts import fixed_prefix_ids
 from fixtures.predictions import candidate_key, prompt_for
 from tests.test_prefix_reuse import mixed_requests
 
