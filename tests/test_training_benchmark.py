@@ -72,3 +72,35 @@ def test_profile_steps_profiles_exactly_its_range():
         callback.on_step_end(None, SimpleNamespace(global_step=step + 1), None)
         assert (callback.profiler is not None) == (step + 1 == 2)
     assert lines[0] == "profile of steps 2-3, by self CPU time:" and "aten::mm" in lines[1]
+
+
+def test_the_summary_says_met_only_for_a_measured_figure_inside_its_target():
+    """part all's summary: one row per speed target, each figure beside its same-run comparison; a target is met only
+    by a figure this run measured, and a missing figure (a failed variant) is MISSED, never met."""
+    from training.benchmark import ALL_CAPPED_GIB, capped_name, summary_rows
+
+    n_base = 4_022_468_096
+    qwen = {"plain": {"tok_s": 4775.0, "peak_gib": 12.05, "n_base": n_base, "plan": ""},
+            "recipe": {"tok_s": 15430.0, "peak_gib": 14.51, "n_base": n_base, "plan": "fast"},
+            capped_name(ALL_CAPPED_GIB): {"tok_s": 5326.0, "peak_gib": 4.37, "n_base": n_base, "plan": "lean"}}
+    smollm = [{"config": "default", "plan": "graphs", "steps": 123, "train s": 23.1, "tok/s": 5755, "val loss": 0.5157},
+              {"config": "memory_plan=plain", "plan": "plain", "steps": 123, "train s": 90.2, "tok/s": 1473, "val loss": 0.5160}]
+    predictions = {"seconds": {"base": (3.7, 200, 256), "few-shot": (4.9, 200, 256), "fine-tuned": (1.2, 200, 256)},
+                   "decode": {"batch": 200, "bare": 9.94, "off": 10.03, "on": 11.67, "peft": 17.34, "merged": 9.02}}
+    rows = {r[0].split(" (plan")[0]: r for r in summary_rows(qwen, smollm, predictions)}
+    assert rows["4B shape, recipe default"][-1] == "met"  # 25.1% MFU at 14.51 GiB
+    assert "3.23x plain PEFT" in rows["4B shape, recipe default"][2]
+    assert rows["4B shape, recipe, process capped at 16 GiB"][-1] == "met"  # lean, 4.37 GiB
+    assert rows["default model, 123 steps, trainer.train()"][-1] == "MISSED"  # 23.1 s > 84 / 5
+    assert "3.90x slower" in rows["default model, 123 steps, trainer.train()"][2]
+    assert rows["3 candidates over 200 prompts, after load"][1:2] == ["9.80 s"]
+    assert rows["3 candidates over 200 prompts, after load"][-1] == "met"
+    assert rows["few-shot per case against base"][-1] == "MISSED"  # 24.5 ms against 18.5
+    assert rows["adapter's decode step over the bare base's, batch 200"][-1] == "met"  # 1.17x
+
+    qwen["recipe"] = {"error": "OOM (peak 23.0 GiB)"}
+    qwen[capped_name(ALL_CAPPED_GIB)]["plan"] = "fast"  # the cap was not seen
+    smollm[0]["train s"] = 16.0
+    rows = summary_rows(qwen, smollm, {})
+    assert [r[-1] for r in rows] == ["MISSED", "MISSED", "met", "MISSED", "MISSED"]
+    assert rows[0][1] == "OOM (peak 23.0 GiB)" and rows[3][1] == rows[4][1] == "missing"

@@ -3,7 +3,12 @@
 Part "qwen": a Qwen3-4B-shaped model with random weights (nothing downloaded), saved once to a temp folder, then
 reloaded in NF4 for each variant (a fresh model each, so none contaminates the next) and trained for a few steps on
 one fixed random batch. Part "smollm": the project's own recipe (training.recipe.train_adapter) on the shipped data.
+Part "all" (the default, GPU): every figure the project's speed targets name, in one process, then one summary:
+the 4B shape's plain PEFT against the recipe's default and against the recipe with the process capped at 16 GiB,
+the default model's recipe against plain PEFT on the shipped data, and the suite's prediction path on the adapter
+just trained (fixtures.benchmark: three candidates over 200 prompts, the adapter's decode step against the base's).
 
+    python -m training.benchmark                                # part all: the summary at the end
     python -m training.benchmark --part qwen                    # GPU: plain, lean, fast, fast+compile (+liger if installed)
     python -m training.benchmark --part qwen --tiny --steps 2   # the control flow, on CPU too (no 4-bit there)
     python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
@@ -26,7 +31,7 @@ import tempfile
 import time
 import traceback
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -60,6 +65,17 @@ LEAN_MAX_GIB = 8.0  # and not slower than plain
 FAST_MIN_MFU = 0.25
 FAST_MAX_GIB = 24.0
 
+# --- part all: what the project's speed targets name, and the figures they were set against --------------------------
+ALL_QWEN_VARIANTS = ("plain", "recipe")
+ALL_CAPPED_GIB = 16.0  # a 16 GiB card: the recipe must pick lean and fit
+ALL_SMOLLM_CONFIGS = ";memory_plan=plain"  # the recipe's default, then plain PEFT (prepare_model_for_kbit_training)
+ALL_PREDICTIONS = ["--prompts", "200", "--batch-size", "auto", "--max-new-tokens", "92", "--sequential", "1",
+                   "--candidates", "base,few-shot,fine-tuned"]
+SMOLLM_BEFORE_S = 84.0  # the default model's 123 steps on CUDA before the memory plans; the target is 5x faster
+SMOLLM_MIN_SPEEDUP = 5.0
+PREDICT_MAX_S = 10.0  # three candidates over 200 prompts, after load (33.6 s before)
+DECODE_MAX_RATIO = 1.3  # the adapter's decode step over the bare base's (1.8-2.1x before)
+
 # --- the dequantization micro-benchmark: one MLP up_proj ------------------------------------------------------------
 DEQUANT_SHAPE = (2560, 9728)  # in, out
 DEQUANT_TOKENS = 4096
@@ -83,6 +99,7 @@ class Setup:
     autocast: bool  # run forward and backward under torch.autocast(bfloat16)
     note: str = ""
     fused_adamw: bool = True  # on CUDA
+    plan: str = ""  # the recipe's memory plan, where the variant is the recipe
     kernels: object = None  # device_type -> context manager around each step (the recipe's attention_kernels)
 
 
@@ -273,7 +290,7 @@ def variant_recipe(bench: Bench, log) -> Setup:
     add_sft_head(model.get_base_model())  # as SFTTrainer.__init__ does, after PEFT has wrapped the model
     compile_layers(model, plan)
     return Setup(model, sft_loss, autocast=True, note=f"plan {plan} (free {free / GIB:.1f} GiB)", fused_adamw=plan in ("fast", "graphs"),
-                 kernels=attention_kernels)
+                 kernels=attention_kernels, plan=plan)
 
 
 VARIANTS = {"plain": variant_plain, "lean": variant_lean, "fast": variant_fast, "fast+compile": variant_fast_compile,
@@ -359,7 +376,7 @@ def run_variant(name: str, bench: Bench, batch, warmup: int, steps: int, log) ->
         try:
             trainable, total = setup.model.get_nb_trainable_parameters()  # peft counts a packed 4-bit weight at full size
             row = train_steps(setup, *batch, warmup, steps)
-            row.update(note=setup.note, n_base=total - trainable)
+            row.update(note=setup.note, n_base=total - trainable, plan=setup.plan)
         finally:
             del setup
         log(f"{name}: {row['tok_s']:,.0f} tok/s, {row['step_s'] * 1000:.0f} ms/step, peak {row['peak_gib']:.1f} GiB, "
@@ -373,6 +390,25 @@ def run_variant(name: str, bench: Bench, batch, warmup: int, steps: int, log) ->
         log(f"{name}: {row['error']}: {exc}")
     empty_cache()
     return row
+
+
+@contextmanager
+def memory_capped(gib: float | None, log):
+    """Cap this process's CUDA memory at gib (torch.cuda.set_per_process_memory_fraction) inside the block, as a
+    smaller card would; the recipe's plan sees the cap (memory_plan.free_device_bytes). None: no cap."""
+    import torch
+
+    if gib is None:
+        yield
+        return
+    before = torch.cuda.get_per_process_memory_fraction(0) if hasattr(torch.cuda, "get_per_process_memory_fraction") else 1.0
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, gib * GIB / total))
+    log(f"process capped at {gib:g} GiB of {total / GIB:.1f}")
+    try:
+        yield
+    finally:
+        torch.cuda.set_per_process_memory_fraction(before)
 
 
 def time_cuda(fn, iters: int, repeats: int = 5) -> float:
@@ -425,7 +461,10 @@ def dequant_share(log) -> None:
 
 # --- the parts -------------------------------------------------------------------------------------------------------
 
-def part_qwen(args, log=print) -> int:
+def part_qwen(args, log=print, names: list[str] | None = None, capped_gib: float | None = None,
+              report: dict | None = None) -> int:
+    """names: the variants (default --variants); capped_gib: then the recipe once more with the process capped at
+    that many GiB; report: gets the rows, by variant name."""
     import torch
     from tabulate import tabulate
 
@@ -440,15 +479,13 @@ def part_qwen(args, log=print) -> int:
             step[key] = getattr(args, key)
     device = "cuda" if cuda else "cpu"
     if cuda and args.memory_cap_gib:  # what a smaller card leaves: the recipe's plan must see it (memory_plan.free_device_bytes)
-        total = torch.cuda.get_device_properties(0).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_cap_gib * GIB / total))
-        log(f"process capped at {args.memory_cap_gib:g} GiB of {total / GIB:.1f}")
+        memory_capped(args.memory_cap_gib, log).__enter__()  # for the whole process
     log(f"part qwen: {'tiny' if args.tiny else 'Qwen3-4B'}-shaped Qwen3, random weights, "
         f"{'NF4 on ' + torch.cuda.get_device_name(0) if cuda else 'bf16 on CPU (no CUDA: 4-bit skipped, no memory or MFU figures)'}; "
         f"batch {step['batch_size']} x {step['seq_len']} tokens, loss chunk {step['ce_chunk']}, "
         f"{WARMUP_STEPS} warm-up + {args.steps} timed steps")
 
-    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    names = list(names or [n.strip() for n in args.variants.split(",") if n.strip()])
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         log(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
@@ -482,6 +519,9 @@ def part_qwen(args, log=print) -> int:
         log(f"random model written to {folder} in {time.perf_counter() - started:.0f}s")
         batch = random_batch(shape["vocab_size"], step["batch_size"], step["seq_len"], device)
         rows = {name: run_variant(name, bench, batch, WARMUP_STEPS, args.steps, log) for name in names}
+        if cuda and capped_gib:
+            with memory_capped(capped_gib, log):
+                rows[capped_name(capped_gib)] = run_variant("recipe", bench, batch, WARMUP_STEPS, args.steps, log)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -509,7 +549,103 @@ def part_qwen(args, log=print) -> int:
     if cuda and not args.tiny:
         for line in target_lines(rows):
             log(line)
+    if report is not None:
+        report.update(rows)
     return 1 if any(r.get("failed") for r in rows.values()) else 0
+
+
+def capped_name(gib: float) -> str:
+    return f"recipe, capped {gib:g} GiB"
+
+
+def part_all(args, log=print) -> int:
+    """Every figure the speed targets name, in this one process: part qwen (plain, the recipe, the recipe capped at
+    ALL_CAPPED_GIB), part smollm (the recipe's default, keeping its adapter, then plain PEFT), the suite's prediction
+    path on that adapter (fixtures.benchmark), then summary_rows."""
+    import torch
+
+    if not torch.cuda.is_available():
+        log("part all: torch sees no CUDA device; on CPU run --part cpu (training) and python -m fixtures.benchmark")
+        return 2
+    from fixtures.benchmark import main as predictions_main
+
+    qwen, smollm, predictions = {}, [], {}
+    rc = part_qwen(args, log, names=list(ALL_QWEN_VARIANTS), capped_gib=ALL_CAPPED_GIB, report=qwen)
+    adapter = Path(tempfile.mkdtemp(prefix="smollm-adapter-", dir=args.tmp_dir))
+    try:
+        log("")
+        rc = max(rc, part_smollm(args, log, configs=ALL_SMOLLM_CONFIGS, keep=adapter, report=smollm))
+        log("\npredictions: the suite's path (fixtures.benchmark) on the adapter just trained")
+        cache = args.cache_dir or default_cache_dir()
+        rc = max(rc, predictions_main(["--base-model", args.base_model, "--cache-dir", str(cache), "--adapter", str(adapter),
+                                       *ALL_PREDICTIONS], report=predictions))
+    finally:
+        shutil.rmtree(adapter, ignore_errors=True)
+    from tabulate import tabulate
+
+    log(f"\nsummary, every figure from this run ({torch.cuda.get_device_name(0)}):")
+    log(tabulate(summary_rows(qwen, smollm, predictions), headers=["figure", "this run", "beside it in this run", "target", ""],
+                 tablefmt="github"))
+    return rc
+
+
+def summary_rows(qwen: dict, smollm: list, predictions: dict) -> list[list[str]]:
+    """One row per speed target: the figure, what it was measured against in the same run, the target, met or not.
+    qwen: part_qwen's rows by variant; smollm: part_smollm's rows (the default first, then plain); predictions:
+    fixtures.benchmark's report. A figure that is missing (a failed variant) is reported as missing, never as met."""
+    def verdict(ok):
+        return "met" if ok else "MISSED"
+
+    out = []
+    plain, recipe, capped = qwen.get("plain", {}), qwen.get("recipe", {}), qwen.get(capped_name(ALL_CAPPED_GIB), {})
+    for label, row, target in (("4B shape, recipe default", recipe, f">= {100 * FAST_MIN_MFU:.0f}% MFU within {FAST_MAX_GIB:g} GiB"),
+                               (f"4B shape, recipe, process capped at {ALL_CAPPED_GIB:g} GiB", capped, "picks lean and fits")):
+        if "tok_s" not in row:
+            out.append([label, row.get("error", "missing"), "", target, "MISSED"])
+            continue
+        mfu = row["tok_s"] * 4 * row["n_base"] / PEAK_FLOPS
+        beside = (f"{row['tok_s'] / plain['tok_s']:.2f}x plain PEFT ({plain['tok_s']:,.0f} tok/s, {plain['peak_gib']:.2f} GiB)"
+                  if "tok_s" in plain else "plain: missing")
+        ok = (mfu >= FAST_MIN_MFU and row["peak_gib"] <= FAST_MAX_GIB if row is recipe
+              else row.get("plan") == "lean" and row["peak_gib"] <= ALL_CAPPED_GIB)
+        out.append([f"{label} (plan {row.get('plan') or '?'})", f"{row['tok_s']:,.0f} tok/s, {100 * mfu:.1f}% MFU, "
+                    f"{row['peak_gib']:.2f} GiB", beside, target, verdict(ok)])
+    default = smollm[0] if smollm else {}
+    base = next((r for r in smollm[1:] if r.get("plan") == "plain"), {})
+    target = f"<= {SMOLLM_BEFORE_S / SMOLLM_MIN_SPEEDUP:.1f} s ({SMOLLM_MIN_SPEEDUP:g}x faster than {SMOLLM_BEFORE_S:g} s)"
+    if "train s" in default:
+        beside = (f"plain PEFT {base['train s']:.1f} s ({base['train s'] / default['train s']:.2f}x slower), val loss "
+                  f"{base['val loss']:.4f}" if "train s" in base else "plain: missing")
+        out.append([f"default model, {default['steps']} steps, trainer.train() (plan {default['plan']})",
+                    f"{default['train s']:.1f} s, {default['tok/s']:,} example tok/s, val loss {default['val loss']:.4f}",
+                    beside, target, verdict(default["train s"] <= SMOLLM_BEFORE_S / SMOLLM_MIN_SPEEDUP)])
+    else:
+        out.append(["default model, trainer.train()", "missing", "", target, "MISSED"])
+    seconds = predictions.get("seconds", {})
+    if seconds:
+        total = sum(s for s, _, _ in seconds.values())
+        each = ", ".join(f"{name} {s:.2f}" for name, (s, _, _) in seconds.items())
+        prompts = {n for _, n, _ in seconds.values()}
+        out.append([f"{len(seconds)} candidates over {'/'.join(map(str, sorted(prompts)))} prompts, after load",
+                    f"{total:.2f} s", each, f"<= {PREDICT_MAX_S:g} s", verdict(total <= PREDICT_MAX_S)])
+        if "base" in seconds and "few-shot" in seconds:
+            per = {n: seconds[n][0] / seconds[n][1] for n in ("base", "few-shot")}
+            out.append(["few-shot per case against base", f"{1000 * per['few-shot']:.1f} ms",
+                        f"base {1000 * per['base']:.1f} ms ({per['few-shot'] / per['base']:.2f}x)",
+                        "no slower than base (set on CPU)",
+                        verdict(per["few-shot"] <= per["base"])])
+    else:
+        out.append(["predictions", "missing", "", f"<= {PREDICT_MAX_S:g} s", "MISSED"])
+    decode = predictions.get("decode")
+    if decode:
+        ratio = decode["on"] / decode["bare"]
+        out.append([f"adapter's decode step over the bare base's, batch {decode['batch']}",
+                    f"{ratio:.2f}x ({decode['on']:.2f} ms against {decode['bare']:.2f})",
+                    f"PEFT's own forward {decode['peft'] / decode['bare']:.2f}x, merged {decode['merged'] / decode['bare']:.2f}x",
+                    f"<= {DECODE_MAX_RATIO:g}x", verdict(ratio <= DECODE_MAX_RATIO)])
+    else:
+        out.append(["decode step", "missing", "", f"<= {DECODE_MAX_RATIO:g}x", "MISSED"])
+    return out
 
 
 def target_lines(rows: dict) -> list[str]:
@@ -601,9 +737,10 @@ def profile_steps(first: int, last: int, log=print):
     return ProfileSteps()
 
 
-def part_smollm(args, log=print) -> int:
-    """The project's recipe, as `python -m training` runs it, timed: default TrainConfig (or each of --smollm-configs,
-    one after the other in this process), shipped train and val splits."""
+def part_smollm(args, log=print, configs: str | None = None, keep: Path | None = None, report: list | None = None) -> int:
+    """The project's recipe, as `python -m training` runs it, timed: default TrainConfig (or each of configs, default
+    --smollm-configs, one after the other in this process), shipped train and val splits. keep: where the first
+    run's adapter is saved (else every adapter goes to a temp folder and is deleted); report: gets the rows."""
     from dataclasses import replace
 
     import torch
@@ -627,11 +764,11 @@ def part_smollm(args, log=print) -> int:
     log(f"part smollm: {ref.name} ({ref.path}) on {runtime.label}, {torch.cuda.get_device_name(0)}; "
         f"{len(splits['train'])} train / {len(splits['val'])} val cases")
     rows = []
-    for overrides in parse_overrides(args.smollm_configs):
+    for i, overrides in enumerate(parse_overrides(args.smollm_configs if configs is None else configs)):
         cfg = replace(TrainConfig(), **overrides)
         name = ",".join(f"{k}={v}" for k, v in overrides.items()) or "default"
         log(f"\nsmollm [{name}]")
-        out_dir = Path(tempfile.mkdtemp(prefix="smollm-adapter-", dir=args.tmp_dir))
+        out_dir = keep if keep is not None and i == 0 else Path(tempfile.mkdtemp(prefix="smollm-adapter-", dir=args.tmp_dir))
         torch.cuda.reset_peak_memory_stats()
         try:
             started = time.perf_counter()
@@ -640,7 +777,8 @@ def part_smollm(args, log=print) -> int:
                                    callbacks=callbacks)
             wall = time.perf_counter() - started
         finally:
-            shutil.rmtree(out_dir, ignore_errors=True)
+            if out_dir != keep:
+                shutil.rmtree(out_dir, ignore_errors=True)
         seen = result.train_tokens * cfg.num_train_epochs
         rows.append({"config": name, "plan": result.memory_plan, "steps": result.steps, "wall s": round(wall, 1),
                      "train s": round(result.train_s, 1), "tok/s": round(seen / result.train_s),
@@ -651,6 +789,8 @@ def part_smollm(args, log=print) -> int:
 
     log("\nsmollm, side by side (tok/s: example tokens x epochs over trainer.train(); wall includes load and final eval)")
     log(tabulate(rows, headers="keys", tablefmt="github"))
+    if report is not None:
+        report.extend(rows)
     return 0
 
 
@@ -777,7 +917,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
     p.add_argument("--part", choices=("qwen", "smollm", "cpu", "all"), default="all",
-                   help="which benchmark to run (all: qwen and smollm; cpu only when named)")
+                   help="which benchmark to run (all, GPU: every figure the speed targets name, one summary; see the top)")
     p.add_argument("--cpu-variants", default=",".join(CPU_VARIANTS), help=f"cpu part: from {','.join(CPU_VARIANTS)}")
     p.add_argument("--glibc-default-allocator", action="store_true",
                    help="cpu part: leave glibc's allocator as it is instead of fixtures/cpu_memory.py's setting (process-wide, "
@@ -822,15 +962,7 @@ def main(argv=None) -> int:
         except Exception as exc:  # bitsandbytes can fail to import for reasons other than absence
             versions[name] = f"unavailable ({type(exc).__name__})"
     print(", ".join(f"{k} {v}" for k, v in versions.items()))
-    rc = 0
-    if args.part in ("qwen", "all"):
-        rc = max(rc, part_qwen(args))
-    if args.part in ("smollm", "all"):
-        print()
-        rc = max(rc, part_smollm(args))
-    if args.part == "cpu":
-        rc = max(rc, part_cpu(args))
-    return rc
+    return {"qwen": part_qwen, "smollm": part_smollm, "cpu": part_cpu, "all": part_all}[args.part](args)
 
 
 if __name__ == "__main__":
