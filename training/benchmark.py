@@ -392,19 +392,24 @@ def run_variant(name: str, bench: Bench, batch, warmup: int, steps: int, log) ->
     return row
 
 
-@contextmanager
-def memory_capped(gib: float | None, log):
-    """Cap this process's CUDA memory at gib (torch.cuda.set_per_process_memory_fraction) inside the block, as a
-    smaller card would; the recipe's plan sees the cap (memory_plan.free_device_bytes). None: no cap."""
+def cap_memory(gib: float, log) -> float:
+    """Cap this process's CUDA memory at gib (torch.cuda.set_per_process_memory_fraction), as a smaller card would; the
+    recipe's plan sees the cap (memory_plan.free_device_bytes). Returns the fraction before."""
     import torch
 
-    if gib is None:
-        yield
-        return
     before = torch.cuda.get_per_process_memory_fraction(0) if hasattr(torch.cuda, "get_per_process_memory_fraction") else 1.0
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, gib * GIB / total))
     log(f"process capped at {gib:g} GiB of {total / GIB:.1f}")
+    return before
+
+
+@contextmanager
+def memory_capped(gib: float, log):
+    """cap_memory inside the block only."""
+    import torch
+
+    before = cap_memory(gib, log)
     try:
         yield
     finally:
@@ -479,7 +484,7 @@ def part_qwen(args, log=print, names: list[str] | None = None, capped_gib: float
             step[key] = getattr(args, key)
     device = "cuda" if cuda else "cpu"
     if cuda and args.memory_cap_gib:  # what a smaller card leaves: the recipe's plan must see it (memory_plan.free_device_bytes)
-        memory_capped(args.memory_cap_gib, log).__enter__()  # for the whole process
+        cap_memory(args.memory_cap_gib, log)  # for the whole process
     log(f"part qwen: {'tiny' if args.tiny else 'Qwen3-4B'}-shaped Qwen3, random weights, "
         f"{'NF4 on ' + torch.cuda.get_device_name(0) if cuda else 'bf16 on CPU (no CUDA: 4-bit skipped, no memory or MFU figures)'}; "
         f"batch {step['batch_size']} x {step['seq_len']} tokens, loss chunk {step['ce_chunk']}, "
@@ -531,7 +536,7 @@ def part_qwen(args, log=print, names: list[str] | None = None, capped_gib: float
         if "error" in r:
             table.append([name, "-", "-", "-", "-", "-", "-", r["error"]])
             continue
-        mfu = r["tok_s"] * 4 * r["n_base"] / PEAK_FLOPS if cuda else None
+        mfu = model_flops_utilization(r) if cuda else None
         r["mfu"] = mfu
         table.append([name, f"{r['tok_s']:,.0f}", f"{100 * mfu:.1f}" if cuda else "-",
                       f"{r['peak_gib']:.2f}" if cuda else "-", f"{r['tok_s'] / base:.2f}x" if base else "-",
@@ -552,6 +557,15 @@ def part_qwen(args, log=print, names: list[str] | None = None, capped_gib: float
     if report is not None:
         report.update(rows)
     return 1 if any(r.get("failed") for r in rows.values()) else 0
+
+
+def model_flops_utilization(row: dict) -> float:
+    """A variant row's MFU: tok/s x 4 x N_base over PEAK_FLOPS (see the top of this file)."""
+    return row["tok_s"] * 4 * row["n_base"] / PEAK_FLOPS
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
 
 
 def capped_name(gib: float) -> str:
@@ -593,9 +607,6 @@ def summary_rows(qwen: dict, smollm: list, predictions: dict) -> list[list[str]]
     """One row per speed target: the figure, what it was measured against in the same run, the target, met or not.
     qwen: part_qwen's rows by variant; smollm: part_smollm's rows (the default first, then plain); predictions:
     fixtures.benchmark's report. A figure that is missing (a failed variant) is reported as missing, never as met."""
-    def verdict(ok):
-        return "met" if ok else "MISSED"
-
     out = []
     plain, recipe, capped = qwen.get("plain", {}), qwen.get("recipe", {}), qwen.get(capped_name(ALL_CAPPED_GIB), {})
     for label, row, target in (("4B shape, recipe default", recipe, f">= {100 * FAST_MIN_MFU:.0f}% MFU within {FAST_MAX_GIB:g} GiB"),
@@ -603,7 +614,7 @@ def summary_rows(qwen: dict, smollm: list, predictions: dict) -> list[list[str]]
         if "tok_s" not in row:
             out.append([label, row.get("error", "missing"), "", target, "MISSED"])
             continue
-        mfu = row["tok_s"] * 4 * row["n_base"] / PEAK_FLOPS
+        mfu = model_flops_utilization(row)
         beside = (f"{row['tok_s'] / plain['tok_s']:.2f}x plain PEFT ({plain['tok_s']:,.0f} tok/s, {plain['peak_gib']:.2f} GiB)"
                   if "tok_s" in plain else "plain: missing")
         ok = (mfu >= FAST_MIN_MFU and row["peak_gib"] <= FAST_MAX_GIB if row is recipe
@@ -650,9 +661,6 @@ def summary_rows(qwen: dict, smollm: list, predictions: dict) -> list[list[str]]
 
 def target_lines(rows: dict) -> list[str]:
     """Did lean and fast reach what they aim for?"""
-    def verdict(ok):
-        return "met" if ok else "MISSED"
-
     out = []
     plain, lean = rows.get("plain", {}), rows.get("lean", {})
     if "tok_s" in lean:
