@@ -15,6 +15,7 @@ just trained (fixtures.benchmark: three candidates over 200 prompts, the adapter
     python -m training.benchmark --part smollm --smollm-configs 'memory_plan=fast;memory_plan=eager;memory_plan=lean'
     python -m training.benchmark --part smollm --profile-steps 61:66   # where a warm step's time goes
     python -m training.benchmark --part cpu --steps 10           # the recipe's first steps per variant: bf16 against fp32, padded, ...
+    python -m training.benchmark --part cpu --steps 6 --cpu-variants recipe --profile-steps 4:5   # where a CPU step's time goes
 
 MFU counts 4 * N_base FLOPs per token: the base is frozen, so a step is the forward (2N) plus the backward through
 the activations (2N); no weight gradients of the base, and attention's own FLOPs are left out. N_base is the base
@@ -892,11 +893,12 @@ def part_cpu(args, log=print) -> int:
         runtime = pick_runtime(cpu_precision=CPU_PRECISION.get(name, "fp32"))
         out_dir = Path(tempfile.mkdtemp(prefix="cpu-bench-", dir=args.tmp_dir))
         timer = step_timer()
+        callbacks = (timer,) + ((profile_steps(*args.profile_steps, log),) if args.profile_steps else ())
         every_position = patch.object(recipe, "head_scores_labelled_positions", lambda *a, **k: nullcontext())
         try:
             with every_position if name in EVERY_POSITION else nullcontext():
                 r = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=lambda *a: None,
-                                  max_steps=args.steps, callbacks=(timer,))
+                                  max_steps=args.steps, callbacks=callbacks)
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
         log(f"{name}: " + ", ".join(f"{k} {v / r.steps:.2f}s" for k, v in timer.parts.items()) + " per step")
@@ -947,7 +949,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm part: local folder or the default name")
     p.add_argument("--cache-dir", type=Path, default=None, help="smollm part: cache root (default: as python -m training)")
     p.add_argument("--profile-steps", type=parse_step_range, default=None, metavar="FIRST:LAST",
-                   help="smollm part: profile the recipe's steps FIRST..LAST (torch.profiler, CPU and CUDA) and print "
+                   help="smollm and cpu parts: profile the recipe's steps FIRST..LAST (torch.profiler, CPU and CUDA) and print "
                         "where their time went")
     p.add_argument("--smollm-configs", default="",
                    help="smollm part: ';'-separated runs, each ','-separated TrainConfig FIELD=VALUE overrides "
