@@ -102,5 +102,54 @@ def test_the_summary_says_met_only_for_a_measured_figure_inside_its_target():
     qwen[capped_name(ALL_CAPPED_GIB)]["plan"] = "fast"  # the cap was not seen
     smollm[0]["train s"] = 16.0
     rows = summary_rows(qwen, smollm, {})
-    assert [r[-1] for r in rows] == ["MISSED", "MISSED", "met", "MISSED", "MISSED"]
-    assert rows[0][1] == "OOM (peak 23.0 GiB)" and rows[3][1] == rows[4][1] == "missing"
+    assert [r[-1] for r in rows] == ["MISSED", "MISSED", "met", "MISSED", "MISSED", "MISSED"]
+    assert rows[0][1] == "OOM (peak 23.0 GiB)" and rows[3][1] == rows[4][1] == rows[5][1] == "missing"
+
+    seeds = {"wall_s": 56.5, "processes": 3, "rcs": [0, 0, 0],
+             "seeds": {s: {"trained_by": 1, "train_adapter_s": 36.0, "val_loss": 0.52} for s in range(3)}}
+    row = summary_rows(qwen, smollm, {}, seeds)[3]
+    assert row[1] == "56.5 s wall" and row[-1] == "met"
+    seeds["seeds"][2]["trained_by"] = 0  # a seed nobody trained: not a measurement of three
+    assert summary_rows(qwen, smollm, {}, seeds)[3][-1] == "MISSED"
+
+
+STAND_IN = """
+import argparse, json, os, sys, time
+from pathlib import Path
+p = argparse.ArgumentParser()
+for flag in ("--seeds", "--base-model", "--cache-dir", "--adapter-cache"):
+    p.add_argument(flag)
+a = p.parse_args()
+assert Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]).parent == Path(a.adapter_cache).parent  # both in the temp folder
+Path(a.adapter_cache).mkdir(parents=True, exist_ok=True)
+out = {}
+for seed in range(int(a.seeds)):  # as build_seeds: take a seed nobody holds, reuse the others
+    try:
+        os.close(os.open(Path(a.adapter_cache) / f"seed{seed}", os.O_CREAT | os.O_EXCL))
+        time.sleep(0.2)
+        out[str(seed)] = {"adapter": "x", "trained_now": True, "wall_time_s": 0.2, "final_val_loss": 0.5 + seed / 100}
+    except FileExistsError:
+        out[str(seed)] = {"adapter": "x", "trained_now": False, "wall_time_s": 0.2, "final_val_loss": 0.5 + seed / 100}
+print("training log line")
+print(json.dumps(out, indent=2))
+"""
+
+
+def test_seeds_side_by_side_shares_the_seeds_out(tmp_path):
+    """part seeds starts `python -m training --seeds N` N times at once (here a stand-in that claims seeds as
+    build_seeds does): the result has the wall time, each seed's figures from the process that trained it, and says
+    whether every seed was trained exactly once; the adapters and the inductor cache go with the temp folder."""
+    from training.benchmark import seeds_shared_out, seeds_side_by_side
+
+    program = tmp_path / "stand_in.py"
+    program.write_text(STAND_IN)
+    lines = []
+    result = seeds_side_by_side(3, "base", tmp_path / "cache", tmp_path, lines.append, program=(str(program),))
+    assert result["rcs"] == [0, 0, 0], lines
+    assert result["seeds"] == {s: {"trained_by": 1, "train_adapter_s": 0.2, "val_loss": 0.5 + s / 100} for s in range(3)}
+    assert seeds_shared_out(result) and result["wall_s"] >= 0.2
+    assert lines[-1].startswith("3 processes at once: ") and "seed 2: trained by 1 process(es), 0.2 s" in lines[-1]
+    assert [p.name for p in tmp_path.iterdir()] == ["stand_in.py"]
+
+    twice = {**result, "seeds": {**result["seeds"], 1: {"trained_by": 2}}}
+    assert not seeds_shared_out(twice) and not seeds_shared_out({**result, "rcs": [0, 1, 0]})

@@ -6,7 +6,8 @@ one fixed random batch. Part "smollm": the project's own recipe (training.recipe
 Part "all" (the default, GPU): every figure the project's speed targets name, in one process, then one summary:
 the 4B shape's plain PEFT against the recipe's default and against the recipe with the process capped at 16 GiB,
 the default model's recipe against plain PEFT on the shipped data, and the suite's prediction path on the adapter
-just trained (fixtures.benchmark: three candidates over 200 prompts, the adapter's decode step against the base's).
+just trained (fixtures.benchmark: three candidates over 200 prompts, the adapter's decode step against the base's),
+and three seeds trained by three `python -m training` processes at once (part "seeds").
 
     python -m training.benchmark                                # part all: the summary at the end
     python -m training.benchmark --part qwen                    # GPU: plain, lean, fast, fast+compile (+liger if installed)
@@ -14,6 +15,7 @@ just trained (fixtures.benchmark: three candidates over 200 prompts, the adapter
     python -m training.benchmark --part smollm --base-model smollm2-135m-instruct --cache-dir DIR
     python -m training.benchmark --part smollm --smollm-configs 'memory_plan=fast;memory_plan=eager;memory_plan=lean'
     python -m training.benchmark --part smollm --profile-steps 61:66   # where a warm step's time goes
+    python -m training.benchmark --part seeds --processes 3     # python -m training --seeds 3 in 3 processes at once, wall time
     python -m training.benchmark --part cpu --steps 10           # the recipe's first steps per variant: bf16 against fp32, padded, ...
     python -m training.benchmark --part cpu --steps 6 --cpu-variants recipe --profile-steps 4:5   # where a CPU step's time goes
 
@@ -26,7 +28,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +77,8 @@ ALL_CAPPED_GIB = 16.0  # a 16 GiB card: the recipe must pick lean and fit
 ALL_SMOLLM_CONFIGS = ";memory_plan=plain"  # the recipe's default, then plain PEFT (prepare_model_for_kbit_training)
 ALL_PREDICTIONS = ["--prompts", "200", "--batch-size", "auto", "--max-new-tokens", "92", "--sequential", "1",
                    "--candidates", "base,few-shot,fine-tuned"]
+ALL_SEED_PROCESSES = 3  # the suite's CUDA default (router_seeds cuda=3), one process per seed as `pytest -n 3` runs them
+SEEDS_MAX_S = 60.0  # three seeds side by side, wall
 SMOLLM_BEFORE_S = 84.0  # the default model's 123 steps on CUDA before the memory plans; the target is 5x faster
 SMOLLM_MIN_SPEEDUP = 5.0
 PREDICT_MAX_S = 10.0  # three candidates over 200 prompts, after load (33.6 s before)
@@ -573,10 +580,61 @@ def capped_name(gib: float) -> str:
     return f"recipe, capped {gib:g} GiB"
 
 
+def seeds_side_by_side(processes: int, base_model: str, cache_dir: Path, tmp_dir: Path | None, log=print,
+                       program: tuple[str, ...] = ("-m", "training")) -> dict:
+    """`python -m training --seeds N` started N times at once, as `pytest -n N` trains: each process takes the seed no
+    other holds, then reuses the others'. A new adapter cache and a new inductor cache (TORCHINDUCTOR_CACHE_DIR) in a
+    temp folder, so every seed trains and compiles from nothing; the base model comes from cache_dir.
+    Returns wall seconds, each process's return code, and per seed its train_adapter seconds, val loss and how many
+    processes trained it (1 each, or the seeds were not shared out). program: what the interpreter runs (tests
+    replace the training with a stand-in)."""
+    folder = Path(tempfile.mkdtemp(prefix="seeds-", dir=tmp_dir))
+    command = [sys.executable, *program, "--seeds", str(processes), "--base-model", base_model,
+               "--cache-dir", str(cache_dir), "--adapter-cache", str(folder / "adapters")]
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(folder / "inductor"), "PYTHONUNBUFFERED": "1"}
+    log(f"{processes} processes at once: {' '.join(command[1:])}")
+    try:
+        started = time.perf_counter()
+        running = [subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True) for _ in range(processes)]
+        outputs = [proc.communicate()[0] for proc in running]
+        wall = time.perf_counter() - started
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    seeds: dict[int, dict] = {}
+    for proc, out in zip(running, outputs):
+        if proc.returncode != 0 or "\n{" not in out:
+            log(f"a process ended with rc {proc.returncode}:\n{out[-2000:]}")
+            continue
+        for seed, info in json.loads(out[out.rindex("\n{"):]).items():
+            row = seeds.setdefault(int(seed), {"trained_by": 0})
+            if info["trained_now"]:
+                row.update(trained_by=row["trained_by"] + 1, train_adapter_s=info["wall_time_s"],
+                           val_loss=info["final_val_loss"])
+    log(f"{processes} processes at once: {wall:.1f} s wall; " + "; ".join(
+        f"seed {k}: trained by {v['trained_by']} process(es), {v.get('train_adapter_s', '-')} s, val loss "
+        f"{v.get('val_loss', '-')}" for k, v in sorted(seeds.items())))
+    return {"wall_s": wall, "processes": processes, "rcs": [proc.returncode for proc in running], "seeds": seeds}
+
+
+def part_seeds(args, log=print, report: dict | None = None) -> int:
+    result = seeds_side_by_side(args.processes, args.base_model, args.cache_dir or default_cache_dir(), args.tmp_dir, log)
+    if report is not None:
+        report.update(result)
+    return 0 if seeds_shared_out(result) else 1
+
+
+def seeds_shared_out(result: dict) -> bool:
+    """Every process ended well and every seed was trained by exactly one of them."""
+    return (not any(result["rcs"]) and sorted(result["seeds"]) == list(range(result["processes"]))
+            and all(v["trained_by"] == 1 for v in result["seeds"].values()))
+
+
 def part_all(args, log=print) -> int:
-    """Every figure the speed targets name, in this one process: part qwen (plain, the recipe, the recipe capped at
+    """Every figure the speed targets name, from this one run: part qwen (plain, the recipe, the recipe capped at
     ALL_CAPPED_GIB), part smollm (the recipe's default, keeping its adapter, then plain PEFT), the suite's prediction
-    path on that adapter (fixtures.benchmark), then summary_rows."""
+    path on that adapter (fixtures.benchmark), part seeds (--processes processes, ALL_SEED_PROCESSES by default), then
+    summary_rows."""
     import torch
 
     if not torch.cuda.is_available():
@@ -584,7 +642,7 @@ def part_all(args, log=print) -> int:
         return 2
     from fixtures.benchmark import main as predictions_main
 
-    qwen, smollm, predictions = {}, [], {}
+    qwen, smollm, predictions, seeds = {}, [], {}, {}
     rc = part_qwen(args, log, names=list(ALL_QWEN_VARIANTS), capped_gib=ALL_CAPPED_GIB, report=qwen)
     adapter = Path(tempfile.mkdtemp(prefix="smollm-adapter-", dir=args.tmp_dir))
     try:
@@ -596,18 +654,21 @@ def part_all(args, log=print) -> int:
                                        *ALL_PREDICTIONS], report=predictions))
     finally:
         shutil.rmtree(adapter, ignore_errors=True)
+    log("")
+    rc = max(rc, part_seeds(args, log, report=seeds))
     from tabulate import tabulate
 
     log(f"\nsummary, every figure from this run ({torch.cuda.get_device_name(0)}):")
-    log(tabulate(summary_rows(qwen, smollm, predictions), headers=["figure", "this run", "beside it in this run", "target", ""],
+    log(tabulate(summary_rows(qwen, smollm, predictions, seeds), headers=["figure", "this run", "beside it in this run", "target", ""],
                  tablefmt="github"))
     return rc
 
 
-def summary_rows(qwen: dict, smollm: list, predictions: dict) -> list[list[str]]:
+def summary_rows(qwen: dict, smollm: list, predictions: dict, seeds: dict | None = None) -> list[list[str]]:
     """One row per speed target: the figure, what it was measured against in the same run, the target, met or not.
     qwen: part_qwen's rows by variant; smollm: part_smollm's rows (the default first, then plain); predictions:
-    fixtures.benchmark's report. A figure that is missing (a failed variant) is reported as missing, never as met."""
+    fixtures.benchmark's report; seeds: seeds_side_by_side's result. A figure that is missing (a failed variant) is
+    reported as missing, never as met."""
     out = []
     plain, recipe, capped = qwen.get("plain", {}), qwen.get("recipe", {}), qwen.get(capped_name(ALL_CAPPED_GIB), {})
     for label, row, target in (("4B shape, recipe default", recipe, f">= {100 * FAST_MIN_MFU:.0f}% MFU within {FAST_MAX_GIB:g} GiB"),
@@ -633,6 +694,15 @@ def summary_rows(qwen: dict, smollm: list, predictions: dict) -> list[list[str]]
                     beside, target, verdict(default["train s"] <= SMOLLM_BEFORE_S / SMOLLM_MIN_SPEEDUP)])
     else:
         out.append(["default model, trainer.train()", "missing", "", target, "MISSED"])
+    target = f"<= {SEEDS_MAX_S:g} s"
+    if seeds and seeds.get("seeds"):
+        each = ", ".join(f"seed {k} {v.get('train_adapter_s', '-')} s (val loss {v.get('val_loss', '-')})"
+                         for k, v in sorted(seeds["seeds"].items()))
+        out.append([f"{seeds['processes']} seeds, `python -m training` in {seeds['processes']} processes at once, new "
+                    f"inductor cache", f"{seeds['wall_s']:.1f} s wall", f"train_adapter: {each}", target,
+                    verdict(seeds_shared_out(seeds) and seeds["wall_s"] <= SEEDS_MAX_S)])
+    else:
+        out.append(["seeds side by side", "missing", "", target, "MISSED"])
     seconds = predictions.get("seconds", {})
     if seconds:
         total = sum(s for s, _, _ in seconds.values())
@@ -926,12 +996,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     from fixtures.base_model import DEFAULT_NAME
 
     p = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=("qwen", "smollm", "cpu", "all"), default="all",
+    p.add_argument("--part", choices=("qwen", "smollm", "cpu", "seeds", "all"), default="all",
                    help="which benchmark to run (all, GPU: every figure the speed targets name, one summary; see the top)")
     p.add_argument("--cpu-variants", default=",".join(CPU_VARIANTS), help=f"cpu part: from {','.join(CPU_VARIANTS)}")
     p.add_argument("--glibc-default-allocator", action="store_true",
                    help="cpu part: leave glibc's allocator as it is instead of fixtures/cpu_memory.py's setting (process-wide, "
                         "so compare two runs of the same variants)")
+    p.add_argument("--processes", type=int, default=ALL_SEED_PROCESSES,
+                   help="seeds part: this many processes of `python -m training --seeds N` at once")
     p.add_argument("--steps", type=int, default=STEPS, help="timed steps per variant (after %d warm-up steps)" % WARMUP_STEPS)
     p.add_argument("--tiny", action="store_true", help="a tiny Qwen3 shape instead of 4B; runs on CPU (no 4-bit there)")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
@@ -946,8 +1018,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="qwen part: cap this process's CUDA memory (torch.cuda.set_per_process_memory_fraction)")
     p.add_argument("--tmp-dir", type=Path, default=None,
                    help="where the random model (8 GB for the 4B shape) and the adapter go (default: system temp)")
-    p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm part: local folder or the default name")
-    p.add_argument("--cache-dir", type=Path, default=None, help="smollm part: cache root (default: as python -m training)")
+    p.add_argument("--base-model", default=DEFAULT_NAME, help="smollm and seeds parts: local folder or the default name")
+    p.add_argument("--cache-dir", type=Path, default=None, help="smollm and seeds parts: cache root (default: as python -m training)")
     p.add_argument("--profile-steps", type=parse_step_range, default=None, metavar="FIRST:LAST",
                    help="smollm and cpu parts: profile the recipe's steps FIRST..LAST (torch.profiler, CPU and CUDA) and print "
                         "where their time went")
@@ -972,7 +1044,7 @@ def main(argv=None) -> int:
         except Exception as exc:  # bitsandbytes can fail to import for reasons other than absence
             versions[name] = f"unavailable ({type(exc).__name__})"
     print(", ".join(f"{k} {v}" for k, v in versions.items()))
-    return {"qwen": part_qwen, "smollm": part_smollm, "cpu": part_cpu, "all": part_all}[args.part](args)
+    return {"qwen": part_qwen, "smollm": part_smollm, "cpu": part_cpu, "seeds": part_seeds, "all": part_all}[args.part](args)
 
 
 if __name__ == "__main__":
