@@ -3,7 +3,7 @@
 Part "qwen": a Qwen3-4B-shaped model with random weights (nothing downloaded), saved once to a temp folder, then
 reloaded in NF4 for each variant (a fresh model each, so none contaminates the next) and trained for a few steps on
 one fixed random batch. Part "smollm": the project's own recipe (training.recipe.train_adapter) on the shipped data.
-Part "all" (the default, GPU): every figure the project's speed targets name, in one process, then one summary:
+Part "all" (the default, GPU): every figure the project's speed targets name, in one run, then one summary:
 the 4B shape's plain PEFT against the recipe's default and against the recipe with the process capped at 16 GiB,
 the default model's recipe against plain PEFT on the shipped data, and the suite's prediction path on the adapter
 just trained (fixtures.benchmark: three candidates over 200 prompts, the adapter's decode step against the base's),
