@@ -37,9 +37,10 @@ def build_tiny_model(folder: Path, corpus: list[str], seed: int = 0, layers: int
     return folder
 
 
-def trainable_tiny(folder: Path):
+def trainable_tiny(folder: Path, dtype=None):
     """The tiny model as SFTTrainer trains it: TRL's fused LM head, then the recipe's LoRA, its weights drawn at random
-    (LoRA B starts at zero, which would hide the adapter's gradient path from the loss)."""
+    (LoRA B starts at zero, which would hide the adapter's gradient path from the loss). dtype: the base's (default
+    fp32); the LoRA weights are fp32 either way, as PEFT makes them."""
     import torch
     import trl.trainer.utils as trl_utils
     from peft import get_peft_model
@@ -48,7 +49,7 @@ def trainable_tiny(folder: Path):
     from training.benchmark import SFT_HEAD_OUTPUTS
     from training.config import TrainConfig, lora_config
 
-    model = AutoModelForCausalLM.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, **({"dtype": dtype} if dtype is not None else {}))
     trl_utils.add_fused_lm_head(model, outputs=SFT_HEAD_OUTPUTS)
     torch.manual_seed(0)
     model = get_peft_model(model, lora_config(TrainConfig()))

@@ -37,7 +37,7 @@ import tempfile
 import time
 import traceback
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -882,9 +882,15 @@ CPU_VARIANTS = {  # name -> TrainConfig overrides; each runs the recipe (train_a
     "dropout-0.05": dict(lora_dropout=0.05),
     "every-position": dict(),  # the recipe with TRL's fused head left as it is on CPU (scores every position)
     "before": dict(lora_dropout=0.05),  # the recipe before both changes: dropout 0.05, every position scored
+    "adapter-input-cast": dict(),  # the recipe with PEFT casting each adapter input to fp32 under autocast
 }
-EVERY_POSITION = {"every-position", "before"}
-CPU_PRECISION = {"recipe": "auto", "bf16": "bf16", "prompt-per-example": "auto"}  # the variant's runtime precision; fp32 for any other
+CPU_SWITCHED_OFF = {  # variant -> the recipe's context managers it runs without
+    "every-position": ("head_scores_labelled_positions",),
+    "before": ("head_scores_labelled_positions",),
+    "adapter-input-cast": ("adapter_inputs_left_to_autocast",),
+}
+CPU_PRECISION = {"recipe": "auto", "bf16": "bf16", "prompt-per-example": "auto",
+                 "adapter-input-cast": "auto"}  # the variant's runtime precision; fp32 for any other
 
 
 def step_timer():
@@ -964,9 +970,10 @@ def part_cpu(args, log=print) -> int:
         out_dir = Path(tempfile.mkdtemp(prefix="cpu-bench-", dir=args.tmp_dir))
         timer = step_timer()
         callbacks = (timer,) + ((profile_steps(*args.profile_steps, log),) if args.profile_steps else ())
-        every_position = patch.object(recipe, "head_scores_labelled_positions", lambda *a, **k: nullcontext())
         try:
-            with every_position if name in EVERY_POSITION else nullcontext():
+            with ExitStack() as switched_off:
+                for attr in CPU_SWITCHED_OFF.get(name, ()):
+                    switched_off.enter_context(patch.object(recipe, attr, lambda *a, **k: nullcontext()))
                 r = train_adapter(ref, runtime, cfg, system, splits["train"], splits["val"], out_dir, log=lambda *a: None,
                                   max_steps=args.steps, callbacks=callbacks)
         finally:

@@ -99,6 +99,23 @@ def head_scores_labelled_positions(device_type: str, log=print):
         trl_utils._use_triton = original
 
 
+@contextmanager
+def adapter_inputs_left_to_autocast(model, autocast: bool):
+    """Under bf16 autocast, PEFT's LoRA layers cast their input to the adapter weights' dtype (fp32) and autocast casts
+    it straight back to bf16 for the adapter's matmul: two copies of every adapter input, and their two copies back in
+    the backward, for the same numbers (bf16 -> fp32 -> bf16 is exact). Inside this block, when training runs under
+    autocast, the layers leave the cast to autocast (peft.helpers.disable_input_dtype_casting): the same loss and
+    gradients bit for bit (tests/test_training_speed.py). Without autocast the cast is what makes the dtypes meet,
+    and it stays."""
+    if not autocast:
+        yield
+        return
+    from peft.helpers import disable_input_dtype_casting
+
+    with disable_input_dtype_casting(model):
+        yield
+
+
 class TokenCounter:
     """Wraps the trainer's collator to count what the training batches compute (every position, and example tokens);
     batches collated while the model is in eval mode (val passes) are not counted."""
@@ -200,7 +217,8 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log(trainable_line(trainable, total))
     counter = trainer.data_collator = TokenCounter(trainer.data_collator, trainer.model)
-    with head_scores_labelled_positions(runtime.device, log), attention_kernels(runtime.device):
+    with (head_scores_labelled_positions(runtime.device, log), attention_kernels(runtime.device),
+          adapter_inputs_left_to_autocast(trainer.model, args.bf16)):
         train_started = time.perf_counter()
         trainer.train()
         train_s = time.perf_counter() - train_started
