@@ -47,8 +47,10 @@ def test_adapter_inputs_left_to_autocast_are_the_same_loss_and_gradient_bit_for_
     rows = list(build_dataset(tokenizer, adapter_system, splits["train"][:4]))
     batch = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(rows)
     model = trainable_tiny(tiny_model_dir, dtype=torch.bfloat16)
-    lora = [m for m in model.modules() if hasattr(m, "cast_input_dtype_enabled") or hasattr(m, "lora_A")]
+    lora = [m for m in model.modules() if hasattr(m, "lora_A")]
     assert lora and {p.dtype for n, p in model.named_parameters() if "lora_" in n} == {torch.float32}
+    with adapter_inputs_left_to_autocast(model, autocast=True), pytest.raises(RuntimeError, match="dtype"):
+        loss_and_grad(model, batch)  # outside autocast nothing else makes bf16 inputs meet fp32 weights: the cast is real
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cast_loss, cast_grad = loss_and_grad(model, batch)
         with adapter_inputs_left_to_autocast(model, autocast=True):
