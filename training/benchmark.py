@@ -109,6 +109,7 @@ class Setup:
     fused_adamw: bool = True  # on CUDA
     plan: str = ""  # the recipe's memory plan, where the variant is the recipe
     kernels: object = None  # device_type -> context manager around each step (the recipe's attention_kernels)
+    around: object = None  # a context manager around all the steps, as the recipe holds one around trainer.train()
 
 
 # --- building and loading the model ----------------------------------------------------------------------------------
@@ -284,12 +285,14 @@ def variant_recipe(bench: Bench, log) -> Setup:
     """what training/recipe.py runs on CUDA: its memory plan (auto) and its trainer's loss under bf16 autocast.
 
     The plan comes from training.memory_plan (the recipe's own functions: choose_memory_plan, prepare_base,
-    compile_layers) for this model, this batch shape and this process's free memory."""
+    compile_layers) for this model, this batch shape and this process's free memory; the steps run inside the
+    recipe's attention_kernels and adapter_inputs_left_to_autocast, as trainer.train() does."""
     import torch
 
     from training.config import TrainConfig
     from training.memory_plan import (attention_kernels, choose_memory_plan, compile_layers, free_device_bytes,
                                       parameter_count, prepare_base)
+    from training.recipe import adapter_inputs_left_to_autocast
 
     model = load_base(bench.folder, bench.quantized)
     free = free_device_bytes() if torch.cuda.is_available() else 1 << 50
@@ -298,7 +301,7 @@ def variant_recipe(bench: Bench, log) -> Setup:
     add_sft_head(model.get_base_model())  # as SFTTrainer.__init__ does, after PEFT has wrapped the model
     compile_layers(model, plan)
     return Setup(model, sft_loss, autocast=True, note=f"plan {plan} (free {free / GIB:.1f} GiB)", fused_adamw=plan in ("fast", "graphs"),
-                 kernels=attention_kernels, plan=plan)
+                 kernels=attention_kernels, plan=plan, around=adapter_inputs_left_to_autocast(model, autocast=True))
 
 
 VARIANTS = {"plain": variant_plain, "lean": variant_lean, "fast": variant_fast, "fast+compile": variant_fast_compile,
@@ -359,16 +362,17 @@ def train_steps(setup: Setup, input_ids, labels, warmup: int, steps: int) -> dic
     torch.manual_seed(SEED)  # the same dropout masks at step 1 in every variant
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    sync()
-    warmup_s = time.perf_counter() - started
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    elapsed = time.perf_counter() - started
+    with setup.around or nullcontext():
+        started = time.perf_counter()
+        for _ in range(warmup):
+            step()
+        sync()
+        warmup_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        elapsed = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else float("nan")
     losses = [x.item() for x in losses]
     return {"tok_s": steps * input_ids.numel() / elapsed, "peak_gib": peak, "loss_first": losses[0], "loss_last": losses[-1],
