@@ -132,6 +132,7 @@ for seed in range(int(a.seeds)):  # as build_seeds: take a seed nobody holds, re
         out[str(seed)] = {"adapter": "x", "trained_now": False, "wall_time_s": 0.2, "final_val_loss": 0.5 + seed / 100}
 print("training log line")
 print(json.dumps(out, indent=2))
+print("a warning printed at exit", file=sys.stderr)
 """
 
 

@@ -610,7 +610,8 @@ def seeds_side_by_side(processes: int, base_model: str, cache_dir: Path, tmp_dir
         if proc.returncode != 0 or "\n{" not in out:
             log(f"a process ended with rc {proc.returncode}:\n{out[-2000:]}")
             continue
-        for seed, info in json.loads(out[out.rindex("\n{"):]).items():
+        summary, _ = json.JSONDecoder().raw_decode(out, out.rindex("\n{") + 1)  # the JSON printed last; a warning may follow
+        for seed, info in summary.items():
             row = seeds.setdefault(int(seed), {"trained_by": 0})
             if info["trained_now"]:
                 row.update(trained_by=row["trained_by"] + 1, train_adapter_s=info["wall_time_s"],
