@@ -623,6 +623,9 @@ def seeds_side_by_side(processes: int, base_model: str, cache_dir: Path, tmp_dir
 
 
 def part_seeds(args, log=print, report: dict | None = None) -> int:
+    if args.processes < 1:
+        log(f"--processes: at least 1, got {args.processes}")
+        return 2
     result = seeds_side_by_side(args.processes, args.base_model, args.cache_dir or default_cache_dir(), args.tmp_dir, log)
     if report is not None:
         report.update(result)
