@@ -2,17 +2,17 @@
 size and free memory. CPU runs ignore it (unquantized LoRA, no checkpointing).
 
 Plans (measured by `python -m training.benchmark --part qwen` at the Qwen3-4B shape, 8 x 512 tokens, H100):
-- graphs: fast, with each compiled layer's forward and backward replayed as CUDA graphs (torch.compile's
-  "reduce-overhead", CUDA graph trees). Every batch is padded to one length, the longest batch the data can make
-  (`graph_length`), so the layer is compiled once for training and once for the val passes and each is recorded
-  once; a new length would mean a new compile and recording. In a padding-free row the padding is one more packed
-  stretch of unlabelled tokens that attends only to itself: the loss is the same (tests/test_padding_free.py). The
-  embeddings' output requires grad while grad is on, so the first layer's input matches the others' and one graph
-  serves all layers. For models under GRAPHS_MAX_PARAMS, whose step is bound by the host launching kernels, not by
-  the GPU (the default 135M model: 2.37 s of CPU for 86 ms of GPU work over six steps, README "Training"), so the
-  padding (27% of the default model's batch tokens) costs GPU time that was idle. Measured on the default model
-  (H200, fresh inductor cache): one seed 31 s in train_adapter against 72 s for fast, val loss alike; three seeds
-  side by side in 57 s with the inductor cache warm, 72 s fresh.
+- graphs: fast's bf16 base and fused AdamW, and every decoder layer of a step in one CUDA graph: a forward graph and a
+  backward graph replayed each training step, a forward-only graph each val batch (training/layer_graph.py), the
+  layers themselves uncompiled. Every batch is padded to one length, the longest batch the data can make
+  (`graph_length`), so each graph is captured once. In a padding-free row the padding is one more packed stretch of
+  unlabelled tokens that attends only to itself: the loss is the same (tests/test_padding_free.py). For models under
+  GRAPHS_MAX_PARAMS, whose step is bound by the host launching kernels, not by the GPU (the default 135M model: 2.37 s
+  of CPU for 86 ms of GPU work over six steps, README "Training"), so the padding (27% of the default model's batch
+  tokens) costs GPU time that was idle. Measured on the default model, 123 steps of `trainer.train()` on an H200 side
+  by side in one process (`python -m training.benchmark --part smollm`, fresh inductor cache): 13.6 s, val loss 0.5167;
+  the same stack graph over torch.compile'd layers 21.7 s (0.5157: compiling cost what replaying saved); each compiled
+  layer replayed as its own graph (torch.compile "reduce-overhead", this plan until then) 21.5 s (0.5157).
 - fast: no gradient checkpointing, bf16 norms and embeddings (no fp32 upcast), each decoder layer torch.compile'd
   (Inductor activation_memory_budget 0.8), fused AdamW. 19.5 GiB peak, 3.6x plain's tok/s.
 - eager: fast without the compile (for a small model, where compiling each padding-free shape may cost more than
@@ -61,8 +61,7 @@ def choose_memory_plan(requested: str, n_params: int, tokens_per_step: int, free
 
 def prepare_base(model, plan: str, gradient_checkpointing: bool = False):
     """The quantized base before LoRA is added: plain upcasts and maybe checkpoints (peft's helper); lean checkpoints
-    without the reentrant autograd function; graphs marks the embeddings' output as requiring grad; fast leaves the
-    model as loaded."""
+    without the reentrant autograd function; fast, eager and graphs leave the model as loaded."""
     if plan == "plain":
         from peft import prepare_model_for_kbit_training
 
@@ -70,29 +69,36 @@ def prepare_base(model, plan: str, gradient_checkpointing: bool = False):
     if plan == "lean":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    if plan == "graphs":  # as lean, but only while grad is on: a val pass's first layer then matches the others too
-        import torch
-
-        model.get_input_embeddings().register_forward_hook(
-            lambda module, args, output: output.requires_grad_(torch.is_grad_enabled()))
     return model
 
 
 def compile_layers(peft_model, plan: str) -> None:
-    """fast and graphs (not eager): compile each decoder layer (one graph serves all of them), after LoRA is in place;
-    graphs replays each compiled forward and backward as CUDA graphs."""
-    if plan not in ("fast", "graphs"):
+    """fast: compile each decoder layer (one compiled graph serves all of them), after LoRA is in place."""
+    if plan != "fast":
         return
     import torch
 
     torch._dynamo.reset()
     if hasattr(torch._functorch.config, "activation_memory_budget"):
         torch._functorch.config.activation_memory_budget = COMPILE_MEMORY_BUDGET
-    mode = "reduce-overhead" if plan == "graphs" else None
     for layer in peft_model.get_base_model().model.layers:
-        layer.compile(mode=mode)
-    if plan == "graphs":  # each forward (a training step, a val batch) starts a new generation of graph outputs
-        peft_model.register_forward_pre_hook(lambda module, args: torch.compiler.cudagraph_mark_step_begin())
+        layer.compile()
+
+
+@contextmanager
+def layer_graphs(peft_model, plan: str, log=print):
+    """graphs: while inside, the decoder's layers run as one CUDA graph a step (training/layer_graph.py); a no-op for
+    the other plans (and on CPU, where no plan applies)."""
+    if plan != "graphs":
+        yield
+        return
+    from training.layer_graph import layers_in_one_graph
+
+    with layers_in_one_graph(peft_model.get_base_model().model, log) as graphed:
+        yield
+    if graphed is not None:
+        log(f"graphs plan: {graphed.replays} replays of {len(graphed.graphs)} layer-stack graphs; layers run one by one "
+            f"for: {graphed.eager_calls or 'no call'}")
 
 
 def graph_length(lengths: list[int], batch_size: int, padding_free: bool) -> int:

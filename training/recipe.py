@@ -13,7 +13,7 @@ from evals.dataset import Case
 from fixtures.base_model import BaseModelRef, Runtime, load_base
 from fixtures.prompts import completion_text, encode_prompt, end_of_turn, fixed_prefix_ids, messages, render_prompt
 from training.config import TrainConfig, lora_config
-from training.memory_plan import attention_kernels, compile_layers, parameter_count, trainer_kwargs
+from training.memory_plan import attention_kernels, compile_layers, layer_graphs, parameter_count, trainer_kwargs
 from training.shared_prompt import SHARED_ON, SharedPromptCollator
 from training.shared_prompt import register as register_shared_prompt
 
@@ -218,7 +218,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     log(trainable_line(trainable, total))
     counter = trainer.data_collator = TokenCounter(trainer.data_collator, trainer.model)
     with (head_scores_labelled_positions(runtime.device, log), attention_kernels(runtime.device),
-          adapter_inputs_left_to_autocast(trainer.model, args.bf16)):
+          adapter_inputs_left_to_autocast(trainer.model, args.bf16), layer_graphs(trainer.model, plan, log)):
         train_started = time.perf_counter()
         trainer.train()
         train_s = time.perf_counter() - train_started
