@@ -27,8 +27,9 @@ class BanToken:
         return scores.index_fill(1, scores.new_tensor([self.token], dtype=int), float("-inf"))
 
 
-def through_the_loop(monkeypatch, *args, **kwargs):
-    calls = []
+def through_the_loop(monkeypatch, *args, calls=None, **kwargs):
+    """generate_batch with the graph loop on the CPU (run eagerly); calls: filled with the loop's keyword arguments."""
+    calls = [] if calls is None else calls
     real = graph_decode.greedy_decode
     with monkeypatch.context() as m:
         m.setattr(graph_decode, "GRAPH_ON", ("cpu",))
@@ -38,14 +39,19 @@ def through_the_loop(monkeypatch, *args, **kwargs):
     return out
 
 
-@pytest.mark.parametrize("reuse", [False, True], ids=["plain", "prefix-reuse"])
+@pytest.mark.parametrize("layout", ["plain", "prefix-reuse", "shared-prefix"])
 @pytest.mark.parametrize("name", ["base", "few-shot"])
-def test_the_loop_gives_generates_outputs(tiny, splits, candidates, monkeypatch, name, reuse):
+def test_the_loop_gives_generates_outputs(tiny, splits, candidates, monkeypatch, name, layout):
+    """shared-prefix: the loop runs the shared layout (its cache holds the columns after the prefix) and gives what
+    generate gives in the plain layout."""
     model, tokenizer = tiny
     render = lambda request: prompt_for(tokenizer, candidates[name], request)  # noqa: E731
-    prefix = build_prefix_cache(model, fixed_prefix_ids(tokenizer, render)) if reuse else None
+    prefix = build_prefix_cache(model, fixed_prefix_ids(tokenizer, render)) if layout != "plain" else None
     prompts = [render(r) for r in mixed_requests(splits)]
-    looped = through_the_loop(monkeypatch, model, tokenizer, prompts, 16, prefix=prefix, shared=False)
+    shared = layout == "shared-prefix"
+    calls = []
+    looped = through_the_loop(monkeypatch, model, tokenizer, prompts, 16, prefix=prefix, shared=shared, calls=calls)
+    assert [bool(k.get("held_elsewhere")) for k in calls] == [shared]
     assert looped == generate_batch(model, tokenizer, prompts, 16, prefix=prefix, shared=False)
     assert max(n for _, n in looped) > 1
 
@@ -79,3 +85,20 @@ def test_a_model_without_a_plain_cache_is_refused():
     import torch
 
     assert graph_decode.graph_cache(SimpleNamespace(), 8, torch.zeros(1, dtype=torch.long)) is None
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["base", "few-shot"])
+def test_on_cuda_the_captured_loop_gives_the_same_outputs_in_both_layouts(tiny_model_dir, splits, candidates, name):
+    """The captured graph replays the shared layout's attention (the memory-efficient kernel over the one prefix copy,
+    products over each row's own columns) and gives the plain layout's outputs."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval().cuda()
+    render = lambda request: prompt_for(tokenizer, candidates[name], request)  # noqa: E731
+    prefix = build_prefix_cache(model, fixed_prefix_ids(tokenizer, render))
+    prompts = [render(r) for r in mixed_requests(splits)]
+    shared = generate_batch(model, tokenizer, prompts, 16, prefix=prefix, shared=True)
+    assert shared == generate_batch(model, tokenizer, prompts, 16, prefix=prefix, shared=False)
+    assert max(n for _, n in shared) > 1

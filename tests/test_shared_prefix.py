@@ -24,11 +24,17 @@ def reference_attention(query, keys, values, mask):
     return out.transpose(1, 2)
 
 
+@pytest.mark.parametrize("kernels", ["cpu", "products", pytest.param("cuda", marks=pytest.mark.skipif(
+    "not __import__('torch').cuda.is_available()", reason="needs a CUDA device"))])
 @pytest.mark.parametrize("q_len", [1, 5], ids=["decode", "prompt"])
 @pytest.mark.parametrize("padded", [True, False], ids=["padded", "no-mask"])
-def test_attention_equals_attention_over_the_whole_keys(q_len, padded):
+def test_attention_equals_attention_over_the_whole_keys(q_len, padded, kernels, monkeypatch):
+    """kernels: the CPU flash kernel; plain fp32 products (where a device has no kernel that returns the log-sum-exp,
+    and CUDA's own columns); CUDA (the memory-efficient kernel for the prefix, products for the rest)."""
     import torch
 
+    if kernels == "products":
+        monkeypatch.setattr(shared_prefix, "_attend", shared_prefix._attend_products)
     torch.manual_seed(0)
     batch, heads, kv_heads, dim, shared, own = 3, 6, 2, 16, 11, 7
     query = torch.randn(batch, heads, q_len, dim)
@@ -40,6 +46,9 @@ def test_attention_equals_attention_over_the_whole_keys(q_len, padded):
         allowed[1, :, :, :2] = False
         allowed[2, :, :, : own - 1] = False
     whole = torch.cat([torch.ones(batch, 1, q_len, shared, dtype=torch.bool), allowed], dim=-1)
+    if kernels == "cuda":
+        query, keys, values, whole = (t.cuda() for t in (query, keys, values, whole))
+        prefix = [tuple(t.cuda() for t in prefix[0])]
     model = SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa"))
     with shared_prefix.shared_prefix_attention(model, prefix) as calls:
         got, _ = shared_prefix.attention_forward(SimpleNamespace(layer_idx=0), query, keys, values,
@@ -107,4 +116,5 @@ def test_the_shared_layout_and_the_graph_loop_are_part_of_a_prediction_identity(
 def test_short_prefixes_and_other_devices_keep_the_plain_layout():
     assert not shared_prefix.shares_prefix("cpu", shared_prefix.MIN_SHARED - 1)
     assert shared_prefix.shares_prefix("cpu", shared_prefix.MIN_SHARED)
-    assert not shared_prefix.shares_prefix("cuda", 10 * shared_prefix.MIN_SHARED)
+    assert shared_prefix.shares_prefix("cuda", shared_prefix.MIN_SHARED)
+    assert not shared_prefix.shares_prefix("mps", 10 * shared_prefix.MIN_SHARED)
