@@ -21,8 +21,8 @@ MANIFEST = "manifest.json"  # written last: a folder without a valid one is not 
 HISTORY = "history.jsonl"  # one line per adapter trained into this cache
 KEYED_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes")
 ROOT = Path(__file__).resolve().parent.parent
-# The code that shapes an adapter: the recipe, its config, how CUDA trains (memory plan, layer graphs, compile, attention kernels)
-# and the prompt rendering. Editing any of them retrains.
+# The code that shapes an adapter: the recipe, its config, how CUDA trains (memory plan, layer graphs, compile,
+# attention kernels) and the prompt rendering. Editing any of them retrains.
 TRAINING_CODE = ("training/recipe.py", "training/config.py", "training/memory_plan.py", "training/layer_graph.py",
                  "training/shared_prompt.py", "fixtures/prompts.py")
 MANIFEST_SCHEMA = {
