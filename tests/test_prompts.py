@@ -2,7 +2,7 @@
 
 from evals.policy import OUTPUT_FIELDS
 from fixtures.generate import generate_batch, stop_token_ids
-from fixtures.prompts import PREFILL, encode_prompt, end_of_turn, messages, render_prompt
+from fixtures.prompts import PREFILL, encode_prompt, encode_prompts, end_of_turn, messages, render_prompt
 from fixtures.predictions import prompt_for
 from fixtures.candidates import load_candidates
 from training.recipe import build_dataset
@@ -68,3 +68,12 @@ def test_generation_stops_at_the_end_of_turn_token(tiny, policy):
     (text, n), = generate_batch(ScriptedModel(), tokenizer, [prompt], max_new_tokens=20)
     assert text == '"tier": "x"' and n == len(words) + 1
     assert stop in seen["config"].eos_token_id and seen["config"].do_sample is False
+
+
+def test_encoding_prompts_in_one_call_gives_each_prompts_own_tokens(tiny, policy, splits):
+    _, tokenizer = tiny
+    candidates = load_candidates(policy, splits["train"])
+    prompts = [prompt_for(tokenizer, c, case.request) for c in candidates for case in splits["test"][:5]]
+    prompts += ["", " leading space", "\n\nblank lines first"]
+    assert encode_prompts(tokenizer, prompts) == [encode_prompt(tokenizer, p) for p in prompts]
+    assert encode_prompts(tokenizer, []) == []
