@@ -5,8 +5,8 @@ each compiled layer as its own CUDA graph (torch.compile's "reduce-overhead") st
 step and their bookkeeping; here the whole layer stack is captured once (torch.cuda.make_graphed_callables: a forward
 graph, and a backward graph that also writes the adapter weights' gradients), and a training step replays the two.
 Val passes (no grad) replay a forward-only graph of their own. The layers run as written (compiled layers captured
-the same way cost more to compile than they saved: training/memory_plan.py). The embeddings, the attention mask (its packed-sequence check reads a value
-on the host), the rotary tables, the head and the loss run outside the graphs, as usual.
+the same way cost more to compile than they saved: training/memory_plan.py). The embeddings, the attention mask (its
+packed-sequence check reads a value on the host), the rotary tables, the head and the loss run outside the graphs.
 
 The graphs are shape-static: the plan pads every batch to one length (training/memory_plan.py `graph_length`), so one
 graph serves every training step and one every val batch; another shape gets graphs of its own. A call the graphs
