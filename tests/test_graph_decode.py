@@ -102,3 +102,12 @@ def test_on_cuda_the_captured_loop_gives_the_same_outputs_in_both_layouts(tiny_m
     shared = generate_batch(model, tokenizer, prompts, 16, prefix=prefix, shared=True)
     assert shared == generate_batch(model, tokenizer, prompts, 16, prefix=prefix, shared=False)
     assert max(n for _, n in shared) > 1
+
+
+def test_a_prefix_both_copied_and_held_elsewhere_is_refused(tiny):
+    import torch
+
+    model, _ = tiny
+    ids = torch.ones(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="two layouts"):
+        graph_decode.greedy_decode(model, ids, torch.ones_like(ids), 2, [], 0, prefix_data=([], 2), held_elsewhere=2)
