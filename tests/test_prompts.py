@@ -2,7 +2,7 @@
 
 from evals.policy import OUTPUT_FIELDS
 from fixtures.generate import generate_batch, stop_token_ids
-from fixtures.prompts import PREFILL, encode_prompt, encode_prompts, end_of_turn, messages, render_prompt
+from fixtures.prompts import PREFILL, common_prefix_len, encode_prompt, encode_prompts, end_of_turn, messages, render_prompt
 from fixtures.predictions import prompt_for
 from fixtures.candidates import load_candidates
 from training.recipe import build_dataset
@@ -77,3 +77,19 @@ def test_encoding_prompts_in_one_call_gives_each_prompts_own_tokens(tiny, policy
     prompts += ["", " leading space", "\n\nblank lines first"]
     assert encode_prompts(tokenizer, prompts) == [encode_prompt(tokenizer, p) for p in prompts]
     assert encode_prompts(tokenizer, []) == []
+
+
+def test_common_prefix_len_counts_the_leading_tokens_both_share():
+    import random
+
+    def one_by_one(a, b):
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return n
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        a = [rng.randint(0, 2) for _ in range(rng.randint(0, 40))]
+        b = a[: rng.randint(0, len(a))] + [rng.randint(0, 2) for _ in range(rng.randint(0, 8))]
+        assert common_prefix_len(a, b) == common_prefix_len(b, a) == one_by_one(a, b)

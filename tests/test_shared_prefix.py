@@ -24,13 +24,14 @@ def reference_attention(query, keys, values, mask):
     return out.transpose(1, 2)
 
 
-@pytest.mark.parametrize("kernels", ["cpu", "products", pytest.param("cuda", marks=pytest.mark.skipif(
-    "not __import__('torch').cuda.is_available()", reason="needs a CUDA device"))])
+@pytest.mark.parametrize("kernels", ["cpu", "products"] + [pytest.param(k, marks=pytest.mark.skipif(
+    "not __import__('torch').cuda.is_available()", reason="needs a CUDA device")) for k in ("cuda", "cuda-bf16")])
 @pytest.mark.parametrize("q_len", [1, 5], ids=["decode", "prompt"])
 @pytest.mark.parametrize("padded", [True, False], ids=["padded", "no-mask"])
 def test_attention_equals_attention_over_the_whole_keys(q_len, padded, kernels, monkeypatch):
     """kernels: the CPU flash kernel; plain fp32 products (where a device has no kernel that returns the log-sum-exp,
-    and CUDA's own columns); CUDA (the memory-efficient kernel for the prefix, products for the rest)."""
+    and CUDA's own columns); CUDA in fp32 (the memory-efficient kernel for the prefix, products for the rest) and in
+    bf16 (the flash kernel for the prefix where the GPU runs it), against the reference in fp32."""
     import torch
 
     if kernels == "products":
@@ -46,19 +47,24 @@ def test_attention_equals_attention_over_the_whole_keys(q_len, padded, kernels, 
         allowed[1, :, :, :2] = False
         allowed[2, :, :, : own - 1] = False
     whole = torch.cat([torch.ones(batch, 1, q_len, shared, dtype=torch.bool), allowed], dim=-1)
-    if kernels == "cuda":
-        query, keys, values, whole = (t.cuda() for t in (query, keys, values, whole))
-        prefix = [tuple(t.cuda() for t in prefix[0])]
+    reference = query, keys, values, prefix
+    if kernels.startswith("cuda"):
+        dtype = torch.bfloat16 if kernels == "cuda-bf16" else torch.float32
+        query, keys, values = (t.cuda().to(dtype) for t in (query, keys, values))
+        prefix, whole = [tuple(t.cuda().to(dtype) for t in prefix[0])], whole.cuda()
+        reference = tuple(t.float() for t in (query, keys, values)) + ([tuple(t.float() for t in prefix[0])],)
     model = SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa"))
     with shared_prefix.shared_prefix_attention(model, prefix) as calls:
         got, _ = shared_prefix.attention_forward(SimpleNamespace(layer_idx=0), query, keys, values,
                                                  whole if padded else None, scaling=dim ** -0.5)
         assert model.config._attn_implementation == shared_prefix.ATTENTION
     assert calls == [0] and model.config._attn_implementation == "sdpa"
-    expected = reference_attention(query, torch.cat([prefix[0][0].expand(batch, -1, -1, -1), keys], dim=2),
-                                   torch.cat([prefix[0][1].expand(batch, -1, -1, -1), values], dim=2), whole)
+    r_query, r_keys, r_values, r_prefix = reference
+    expected = reference_attention(r_query, torch.cat([r_prefix[0][0].expand(batch, -1, -1, -1), r_keys], dim=2),
+                                   torch.cat([r_prefix[0][1].expand(batch, -1, -1, -1), r_values], dim=2), whole)
     assert got.shape == (batch, q_len, heads, dim)
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    tolerance = 2e-2 if kernels == "cuda-bf16" else 1e-5  # bf16 output: 8 bits of mantissa
+    torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +117,13 @@ def test_the_shared_layout_and_the_graph_loop_are_part_of_a_prediction_identity(
     key = lambda g: candidate_key(candidates["base"], "sha256:b", "cpu-bf16", None, "t", g)  # noqa: E731
     assert key(plain) != key(shared)
     assert key(GenerationSettings(92, 32, graph_decode=True)) not in (key(plain), key(shared))
+    flash = GenerationSettings(92, 32, shared_prefix=True, prefix_kernel="flash")
+    assert flash.to_dict()["prefix_kernel"] == "flash" and key(flash) != key(shared)
+
+
+def test_the_cpu_prefix_kernel_keeps_its_identity_and_cuda_names_its_own():
+    assert shared_prefix.prefix_kernel("cpu", True) == shared_prefix.prefix_kernel("cpu", False) == ""
+    assert shared_prefix.prefix_kernel("cuda", False) == "efficient"
 
 
 def test_short_prefixes_and_other_devices_keep_the_plain_layout():

@@ -86,7 +86,8 @@ def test_the_summary_says_met_only_for_a_measured_figure_inside_its_target():
     smollm = [{"config": "default", "plan": "graphs", "steps": 123, "train s": 23.1, "tok/s": 5755, "val loss": 0.5157},
               {"config": "memory_plan=plain", "plan": "plain", "steps": 123, "train s": 90.2, "tok/s": 1473, "val loss": 0.5160}]
     predictions = {"seconds": {"base": (3.7, 200, 256), "few-shot": (4.9, 200, 256), "fine-tuned": (1.2, 200, 256)},
-                   "decode": {"batch": 200, "bare": 9.94, "off": 10.03, "on": 11.67, "peft": 17.34, "merged": 9.02}}
+                   "decode": {"batch": 200, "bare": 9.94, "off": 10.03, "on": 11.67, "peft": 17.34, "merged": 9.02,
+                              "once": {"bare": 72.9, "off": 80.8, "on": 102.4, "peft": 140.0, "merged": 70.0}}}
     rows = {r[0].split(" (plan")[0]: r for r in summary_rows(qwen, smollm, predictions)}
     assert rows["4B shape, recipe default"][-1] == "met"  # 25.1% MFU at 14.51 GiB
     assert "3.23x plain PEFT" in rows["4B shape, recipe default"][2]
@@ -97,6 +98,7 @@ def test_the_summary_says_met_only_for_a_measured_figure_inside_its_target():
     assert rows["3 candidates over 200 prompts, after load"][-1] == "met"
     assert rows["few-shot per case against base"][-1] == "MISSED"  # 24.5 ms against 18.5
     assert rows["adapter's decode step over the bare base's, batch 200"][-1] == "met"  # 1.17x
+    assert "once per batch (eager first step and capture) 102 ms against 73" in rows["adapter's decode step over the bare base's, batch 200"][2]
 
     qwen["recipe"] = {"error": "OOM (peak 23.0 GiB)"}
     qwen[capped_name(ALL_CAPPED_GIB)]["plan"] = "fast"  # the cap was not seen

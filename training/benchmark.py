@@ -729,9 +729,13 @@ def summary_rows(qwen: dict, smollm: list, predictions: dict, seeds: dict | None
     decode = predictions.get("decode")
     if decode:
         ratio = decode["on"] / decode["bare"]
+        beside = (f"PEFT's own forward {decode['peft'] / decode['bare']:.2f}x, merged {decode['merged'] / decode['bare']:.2f}x, "
+                  f"loaded but off {decode['off'] / decode['bare']:.2f}x")
+        once = decode.get("once", {})
+        if once.get("on") is not None and once.get("bare") is not None:
+            beside += f"; once per batch (eager first step and capture) {once['on']:.0f} ms against {once['bare']:.0f}"
         out.append([f"adapter's decode step over the bare base's, batch {decode['batch']}",
-                    f"{ratio:.2f}x ({decode['on']:.2f} ms against {decode['bare']:.2f})",
-                    f"PEFT's own forward {decode['peft'] / decode['bare']:.2f}x, merged {decode['merged'] / decode['bare']:.2f}x",
+                    f"{ratio:.2f}x ({decode['on']:.2f} ms against {decode['bare']:.2f})", beside,
                     f"<= {DECODE_MAX_RATIO:g}x", verdict(ratio <= DECODE_MAX_RATIO)])
     else:
         out.append(["decode step", "missing", "", f"<= {DECODE_MAX_RATIO:g}x", "MISSED"])
