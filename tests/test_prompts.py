@@ -1,8 +1,11 @@
 """One prompt builder: what the trainer sees is what the predictor sends, then '{', then the end-of-turn token."""
 
+import pytest
+
 from evals.policy import OUTPUT_FIELDS
 from fixtures.generate import generate_batch, stop_token_ids
-from fixtures.prompts import PREFILL, common_prefix_len, encode_prompt, encode_prompts, end_of_turn, messages, render_prompt
+from fixtures.prompts import (PREFILL, common_prefix_len, encode_prompt, encode_prompts, end_of_turn, messages,
+                              render_prompt, shared_head)
 from fixtures.predictions import prompt_for
 from fixtures.candidates import load_candidates
 from training.recipe import build_dataset
@@ -77,6 +80,42 @@ def test_encoding_prompts_in_one_call_gives_each_prompts_own_tokens(tiny, policy
     prompts += ["", " leading space", "\n\nblank lines first"]
     assert encode_prompts(tokenizer, prompts) == [encode_prompt(tokenizer, p) for p in prompts]
     assert encode_prompts(tokenizer, []) == []
+
+
+@pytest.mark.parametrize("name", ["base", "few-shot", "fine-tuned"])
+def test_a_candidates_shared_start_is_encoded_once_with_the_same_tokens(tiny, policy, splits, name):
+    _, tokenizer = tiny
+    candidate = next(c for c in load_candidates(policy, splits["train"]) if c.name == name)
+    prompts = [prompt_for(tokenizer, candidate, case.request) for case in splits["test"][:6]]
+    cut = shared_head(tokenizer, prompts)
+    assert 0 < cut < min(map(len, prompts)) and prompts[0][:cut].endswith("<|im_start|>")  # the request's user turn
+    assert encode_prompts(tokenizer, prompts) == [encode_prompt(tokenizer, p) for p in prompts]
+
+
+def test_a_tokenizer_that_merges_across_the_special_token_gets_every_prompt_encoded_whole():
+    from tokenizers import AddedToken
+
+    class MergingTokenizer:
+        """Characters as tokens, except that "<s>x" is one token: a merge across the special token's end."""
+        added_tokens_decoder = {0: AddedToken("<s>", special=True)}
+
+        def __call__(self, text, add_special_tokens=False):
+            def encode(t):
+                out, i = [], 0
+                while i < len(t):
+                    if t.startswith("<s>x", i):
+                        out, i = out + [999], i + 4
+                    elif t.startswith("<s>", i):
+                        out, i = out + [0], i + 3
+                    else:
+                        out, i = out + [ord(t[i])], i + 1
+                return out
+            return {"input_ids": [encode(t) for t in text] if isinstance(text, list) else encode(text)}
+
+    tokenizer, prompts = MergingTokenizer(), ["a<s>xb", "a<s>xc"]
+    assert shared_head(tokenizer, prompts) == 4
+    assert encode_prompts(tokenizer, prompts) == [[97, 999, 98], [97, 999, 99]]
+    assert shared_head(tokenizer, ["a<s>b", "c"]) == shared_head(tokenizer, ["only one<s>"]) == 0
 
 
 def test_common_prefix_len_counts_the_leading_tokens_both_share():
