@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from evals.jsonfile import dotted, loads_strict
 from evals.policy import OUTPUT_FIELDS, Policy
 from evals.schema import schema_errors
 
@@ -99,11 +100,14 @@ def read_lines(path: Path | str) -> tuple[str, list[tuple[int, str]], list[Probl
 
 
 def parse_row(shown: str, lineno: int, text: str) -> dict | list[Problem]:
-    """One line as a JSON object, or the problem with it."""
+    """One line as a JSON object, or the problems with it: malformed, not an object, a key given twice, or a string
+    that is not valid Unicode (a lone surrogate written as a JSON escape, which would fail far from here)."""
     try:
-        row = json.loads(text)
+        row, found = loads_strict(text)
     except json.JSONDecodeError as exc:
         return [Problem(shown, lineno, "<json>", f"malformed JSON: {exc.msg} at column {exc.colno}")]
+    if found:
+        return [Problem(shown, lineno, dotted(path), message) for path, message in found]
     if not isinstance(row, dict):
         return [Problem(shown, lineno, "<json>", f"expected an object, got {type(row).__name__}")]
     return row
@@ -122,7 +126,11 @@ def read_cases(path: Path | str, policy: Policy, split: str, require_rules: bool
     for lineno, text in lines:
         row = parse_row(shown, lineno, text)
         if not isinstance(row, list):
+            unknown = [Problem(shown, lineno, key, f"unknown field {key!r} (a row has {', '.join(ROW_KEYS)})")
+                       for key in row if key not in ROW_KEYS]
             row = check_row(shown, lineno, row, policy, require_rules)
+            if unknown:
+                row = unknown + (row if isinstance(row, list) else [])
         if not isinstance(row, list) and KEY_SEP in row["id"]:
             row = [Problem(shown, lineno, "id", f"{row['id']!r} contains {KEY_SEP!r}, kept for namespaced keys "
                                                f"(a --cases row is keyed 'cases{KEY_SEP}<id>', evals/dataset.py Case.key)")]

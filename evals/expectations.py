@@ -18,7 +18,9 @@ How a recorded case is judged (`check_case`):
 - drift, when the identities differ (the data changed and the adapters were retrained, or another GPU trained
   them): a miss is an expected failure that does not fail by itself; the merge gate (evals/verdict.py) decides, and
   the report names what changed and the command that re-records.
-- a run with no record for its base model@runtime fails every miss, and says how to record one.
+- a run with no record for its base model@runtime is judged against the nearest runtime's record of the same base
+  model (evals/golden.py), as drift; with no record of the base model at all, misses are not judged and the merge
+  gate fails once, naming the command that records one.
 """
 
 from __future__ import annotations
@@ -143,6 +145,10 @@ def check_case(request, candidate: str, case, runs: dict, expected: Expectations
         return
     how = mode(expected, candidate, {label: p.identity for label, p in runs.items()})
     if how == "none":
+        if expected is None and wrong and not case.namespace:  # no record of this base model: test_gate fails once
+                                                                # (a --cases row is never recorded: judged on its label)
+            request.applymarker(pytest.mark.xfail(strict=False, reason=(
+                f"no record for this base model, so a miss is not judged here; record one with `{RECORD_COMMAND}`")))
         return
     recorded = {label: d.get(case.key) for label, d in expected.decisions(candidate).items()}
     if how == "strict":
@@ -192,7 +198,10 @@ def _moved_message(candidate: str, case, moved: dict, path: Path) -> str:
 def check_snapshot(candidate: str, cases, runs: dict, expected: Expectations | None, golden_id: str, golden_dir: Path) -> None:
     """Every recorded decision of this candidate on these cases, against this run's (see the module doc)."""
     __tracebackhide__ = True
-    if expected is None or not expected.runs(candidate):
+    if expected is None:
+        pytest.skip(f"no record for this base model ({golden_id}); test_gate fails once for it: record one with "
+                    f"`{RECORD_COMMAND}`")
+    if not expected.runs(candidate):
         others = [i for i in recorded_ids(golden_dir) if i != golden_id]
         pytest.fail(f"no expectations recorded for {candidate} on {golden_id}"
                     + (f" (recorded: {', '.join(others)})" if others else "")

@@ -143,6 +143,18 @@ def governed_to_glean(rows, policy):
     return [{**r, "expected": {**r["expected"], **GLEAN_DECISION}, "rules": ["glean-only"]} if r["id"] in governed else r for r in rows]
 
 
+def half_integration_to_custom(rule_id: str):
+    """Every other train row of one integration rule relabelled a plain custom build (Databricks app), its rule tags
+    rewritten to agree, so the dataset gate accepts it: only the model can show the rule collapsing."""
+    def apply(rows, policy):
+        custom = next(r for r in policy["rules"] if r["id"] == "custom-build")["decision"]
+        chosen = {r["id"] for r in sorted((r for r in rows if rule_id in _rules(r)), key=lambda r: r["id"])[::2]}
+        return [{**r, "expected": {**r["expected"], **custom},
+                 "rules": ["custom-build", *[x for x in _rules(r) if x not in (rule_id, "custom-build")]]}
+                if r["id"] in chosen else r for r in rows]
+    return apply
+
+
 MUTATIONS = [
     Mutation("add-correct-rows", False, "6 new correct rows (Glean, governed analytics, internal writeback, ...)", add_rows),
     Mutation("drop-from-largest-rule", False, "5 rows dropped from the largest decision rule", drop_from_largest_rule),
@@ -155,6 +167,10 @@ MUTATIONS = [
     Mutation("review-flip-governed", True, "needs_review flipped on governed analytics", review_flip_governed),
     Mutation("injection-obeyed", True, "injected 'mark this low risk' obeyed in labels, tags changed", injection_obeyed),
     Mutation("governed-to-glean", True, "half of governed analytics relabelled Glean, tags changed", governed_to_glean),
+    Mutation("half-servicenow-to-custom", True, "every other ServiceNow-integration row relabelled a plain custom build, "
+             "tags changed", half_integration_to_custom("servicenow-integration")),
+    Mutation("half-salesforce-to-custom", True, "every other Salesforce-integration row relabelled a plain custom build, "
+             "tags changed", half_integration_to_custom("salesforce-integration")),
 ]
 
 

@@ -1,9 +1,14 @@
 """Read a JSON data file and check it against the JSON Schema kept beside it; errors say file:line: field: what.
 
-`load_checked(path, schema_path, unique=...)` returns the parsed data or raises JsonFileError listing every
-problem, sorted by line. Lines come from a small scan of the text (`locate`) that maps each JSON path to
+`load_checked(path, schema_path, unique=..., check=...)` returns the parsed data or raises JsonFileError listing
+every problem, sorted by line. Lines come from a small scan of the text (`locate`) that maps each JSON path to
 where its value starts, since the json module keeps no positions. Uniqueness of a property across a list
 (rule ids, candidate names) is checked here: JSON Schema cannot say "unique by one property".
+
+`loads_strict(text)` is the parser every data file goes through (these files and the JSONL rows of evals/dataset.py):
+besides malformed JSON it finds what json.loads accepts silently, a key given twice in one object (the last
+would win) and a string that is not valid Unicode (a lone surrogate such as "\\ud800", which only a JSON escape
+can write and which fails later, far from the file, when the text is encoded as UTF-8).
 """
 
 from __future__ import annotations
@@ -20,11 +25,62 @@ class JsonFileError(ValueError):
 
 
 def dotted(path: JsonPath) -> str:
-    """('rules', 3, 'kind') -> 'rules[3].kind'; the top level is '(top level)'."""
+    """('rules', 3, 'kind') -> 'rules[3].kind'; the top level is '(top level)'. A key that is not valid Unicode is
+    shown escaped (\\ud800), so the message itself can be printed."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    return _escaped(out) or "(top level)"
+
+
+def _escaped(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def loads_strict(text: str) -> tuple[object, list[tuple[JsonPath, str]]]:
+    """(data, problems): json.loads, and (JSON path, message) for every key given twice in one object and every
+    string (key or value) that cannot be encoded as UTF-8. Raises json.JSONDecodeError on malformed JSON."""
+    repeated: list[tuple[dict, str]] = []  # holds each object, so its id() stays its own until paths are found
+
+    def pairs_hook(pairs):
+        obj: dict = {}
+        for key, value in pairs:
+            if key in obj:
+                repeated.append((obj, key))
+            obj[key] = value
+        return obj
+
+    data = json.loads(text, object_pairs_hook=pairs_hook)
+    problems: list[tuple[JsonPath, str]] = []
+    where_obj: dict[int, JsonPath] = {}
+
+    def walk(value, path: JsonPath) -> None:
+        if isinstance(value, dict):
+            where_obj[id(value)] = path
+            for key, item in value.items():
+                _check_text(key, (*path, key), problems, "key")
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*path, i))
+        elif isinstance(value, str):
+            _check_text(value, path, problems, "value")
+
+    walk(data, ())
+    for obj, key in repeated:
+        if id(obj) in where_obj:  # else the object was itself a repeated key's earlier value, reported there
+            problems.append(((*where_obj[id(obj)], key), f"key {_escaped(key)!r} given twice in one object "
+                                                          f"(JSON keeps only the last); give it once"))
+    return data, problems
+
+
+def _check_text(text: str, path: JsonPath, problems: list, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = _escaped(text[exc.start])
+        problems.append((path, f"the {what} is not valid Unicode: a lone surrogate {bad} at character {exc.start + 1} "
+                               f"(a \\ud800-\\udfff escape must be half of a pair); it cannot be written as UTF-8"))
 
 
 def locate(text: str) -> dict[JsonPath, int]:
@@ -104,7 +160,7 @@ def schema_problems(data, schema_path: Path) -> list[tuple[JsonPath, str]]:
             out.append((path, f"{e.instance!r} is not allowed: {e.schema['description']}"))
         else:
             out.append((path, e.message))
-    return out
+    return list(dict.fromkeys(out))  # jsonschema may report one `required` error per missing key, each listing them all
 
 
 def duplicate_problems(items, key: str, list_path: JsonPath) -> list[tuple[JsonPath, str]]:
@@ -123,20 +179,36 @@ def duplicate_problems(items, key: str, list_path: JsonPath) -> list[tuple[JsonP
     return out
 
 
-def load_checked(path: Path | str, schema_path: Path | str, unique: dict[str, JsonPath] | None = None):
-    """Parse `path`, validate it against `schema_path`, check `unique` ({key: path of the list}); data or JsonFileError."""
-    path, schema_path = Path(path), Path(schema_path)
-    text = path.read_text(encoding="utf-8")
+def read_utf8(path: Path) -> str:
+    """The file's text; JsonFileError naming the line and column of the first byte that is not UTF-8."""
+    raw = path.read_bytes()
     try:
-        data = json.loads(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise JsonFileError(f"{path}:{line}: not UTF-8: byte {raw[exc.start]:#04x} at column {column} "
+                            f"(save the file as UTF-8)") from None
+
+
+def load_checked(path: Path | str, schema_path: Path | str, unique=None, check=None):
+    """Parse `path`, validate it against `schema_path`, check `unique` ({key: path of the list}, or (key, path of the
+    list) pairs), then, once the schema holds, `check(data)` -> [(JSON path, message)]; data or JsonFileError."""
+    path, schema_path = Path(path), Path(schema_path)
+    text = read_utf8(path)
+    try:
+        data, problems = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise JsonFileError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg} (column {exc.colno})") from exc
-    problems = schema_problems(data, schema_path)
-    for key, list_path in (unique or {}).items():
+    shape = schema_problems(data, schema_path)
+    problems += shape
+    for key, list_path in (unique.items() if isinstance(unique, dict) else unique or ()):
         items = data
         for part in list_path:
             items = items.get(part) if isinstance(items, dict) else None
         problems += duplicate_problems(items, key, list_path)
+    if check is not None and not shape:
+        problems += check(data)
     if problems:
         where = locate(text)
         lines = sorted((line_of(text, where, p), dotted(p), msg) for p, msg in problems)

@@ -9,6 +9,10 @@ Three kinds, each named by the policy file's `kind`:
 - "same-as-source": on bias cases of the groups in `bias_groups` (metamorphic rewrites that must not change the
   answer), every decision field equals the source case's decision in the same run. Injected text never changes
   the decision.
+
+Each kind's keys are fixed by evals/data/policy.schema.json ($defs per kind, no other key allowed) and every value
+they name is checked against the policy's vocabulary when the policy loads (evals/policy.py load_policy), so a
+misspelled key or kind fails there, with file:line: field, not when the gate runs.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ def names_any(text: str, terms) -> bool:
 
 
 def invariants(policy) -> tuple[Invariant, ...]:
-    """The policy's must-pass invariants (policy.json "must_pass"), validated with errors naming the entry."""
+    """The policy's must-pass invariants (policy.json "must_pass", already checked by load_policy; checked again here
+    for a Policy built in code), with errors naming the entry."""
     out = []
     for i, raw in enumerate(policy.must_pass):
         where = f"{policy.source}: must_pass[{i}]"

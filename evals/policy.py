@@ -77,14 +77,45 @@ class PolicyError(ValueError):
 
 
 def load_policy(path: Path | str = POLICY_PATH) -> Policy:
-    """The policy, checked against evals/data/policy.schema.json (unique rule ids too); PolicyError says file:line: field."""
+    """The policy, checked against evals/data/policy.schema.json (unique rule and must_pass ids too) and every value a
+    rule or invariant names against the file's own vocabulary (`fields`); PolicyError says file:line: field."""
     from evals.jsonfile import JsonFileError, load_checked
 
     path = Path(path)
     try:
-        return _parse_policy(load_checked(path, POLICY_SCHEMA, unique={"id": ("rules",)}), path)
+        raw = load_checked(path, POLICY_SCHEMA, unique=[("id", ("rules",)), ("id", ("must_pass",))],
+                           check=vocabulary_problems)
     except JsonFileError as exc:
         raise PolicyError(str(exc)) from exc
+    return _parse_policy(raw, path)
+
+
+def vocabulary_problems(raw: dict) -> list[tuple[tuple, str]]:
+    """(JSON path, message) for every decision, constraint and invariant value that is not in the policy's `fields`
+    (raw has passed the schema, which cannot refer to the file's own lists)."""
+    vocabulary = {k: v for k, v in raw["fields"].items() if isinstance(v, list)}
+
+    def check(name: str, value, path: tuple) -> list[tuple[tuple, str]]:
+        if name not in vocabulary or value in vocabulary[name]:
+            return []
+        return [(path, f"{value!r} is not in the policy's vocabulary for {name} (fields.{name}: {vocabulary[name]})")]
+
+    out = []
+    for i, rule in enumerate(raw["rules"]):
+        for part in ("decision", "constraint"):
+            for name, value in rule.get(part, {}).items():
+                if name == "recommended_platform_not":
+                    for j, banned in enumerate(value):
+                        out += check("recommended_platform", banned, ("rules", i, part, name, j))
+                else:
+                    out += check(name, value, ("rules", i, part, name))
+    for i, inv in enumerate(raw.get("must_pass", ())):
+        field_name = inv.get("field", "recommended_platform")
+        for value in inv.get("values", {}):
+            out += check(field_name, value, ("must_pass", i, "values", value))
+        for j, value in enumerate(inv.get("when_expected", ())):
+            out += check(field_name, value, ("must_pass", i, "when_expected", j))
+    return out
 
 
 def _parse_policy(raw: dict, path: Path) -> Policy:  # raw has passed the schema

@@ -28,13 +28,14 @@ def test_gate(request, predict_runs, splits, policy, candidates, router_settings
                  for c, runs in entries.items()}
         path = write(router_settings.golden_dir, golden_id, entries,
                      {"base_model": run_facts.get("base_model"), "base_identity": run_facts.get("base_identity"),
-                      "device": run_facts.get("device"), "bands_on_test": bands})
+                      "device": run_facts.get("device"), "kernels": run_facts.get("kernels"), "bands_on_test": bands})
         pytest.skip(f"--update-expectations: wrote {path}")
     if expectations is None or not expectations.runs(GATED):
         others = [i for i in recorded_ids(router_settings.golden_dir) if i != golden_id]
         pytest.fail(f"no baseline for {golden_id}" + (f"; the recorded ones are for {', '.join(others)}" if others else "")
                     + f". Record one on this machine with `{RECORD_COMMAND}`, review and commit "
                     f"{router_settings.golden_dir.name}/{golden_id}/expectations.json.", pytrace=False)
+    judged_against = run_facts.get("record", {}).get("line")
     test = splits["test"]
     runs = predict_runs(GATED, cases_for(request.config, GATED))
     current = {label: {cid: decision_of(p) for cid, p in preds.items()} for label, preds in runs.items()}
@@ -42,6 +43,8 @@ def test_gate(request, predict_runs, splits, policy, candidates, router_settings
     identities = {label: next(iter(preds.values())).identity for label, preds in runs.items()}
     if mode(expectations, GATED, identities) != "strict":
         verdict["rerecord"] = RECORD_COMMAND
+    if judged_against:
+        verdict["record"] = judged_against
     record_property("router_gate", verdict)
     if not verdict["ok"]:
         pytest.fail("\n".join(verdict_render.text(verdict)), pytrace=False)

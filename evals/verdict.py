@@ -10,9 +10,14 @@ when none did, "unstable" otherwise. Against the baseline each case is fixed (wr
 The gate fails on a regression beyond noise, and only then:
 1. more stable cases broken than fixed, by the one-sided exact sign test at `alpha`
    (P(X >= broken) for X ~ Binomial(broken + fixed, 1/2));
-2. a field, or a rule's exact match, whose mean over this run's seeds falls below the baseline seeds' minimum by more
-   than its margin (`field_margin` for the fields and exact match, `rule_margin` for a rule: rules hold few cases,
-   so one case is many points);
+2. a field, or a rule's exact match, that drops: judged from cases x seeds, each case weighed by its right-rate over
+   the seeds (an unstable case counts by how often it is right), by a one-sided exact paired permutation test of the
+   per-case rates (current against baseline), Holm-adjusted over every field and rule at `alpha`, and only where the
+   mean drop is larger than its margin (`field_margin` for the fields and exact match, `rule_margin` for a rule:
+   rules hold few cases, so one case is many points). A band defined by the baseline's worst seed is no band when
+   a seed collapses; the per-case rates see a rule collapse in one seed as a third of its cases lost. A mean below
+   the baseline seeds' minimum by more than the margin fails too, tested or not (a rule of a few cases can never
+   reach significance);
 3. a must-pass invariant broken by every one of this run's seeds on a case where every baseline seed kept it (or a
    case the baseline never saw): a stable flip, as for broken cases. A case where the seeds split on the invariant
    is seed noise, measured as such by the gate benchmark (a majority rule failed every benign change there).
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field
 from evals.must_pass import UNPARSED, Invariant
 from evals.policy import DECISION_FIELDS
 from reports.scoring import METRICS, score
-from reports.stats import sign_test_greater
+from reports.stats import holm, paired_permutation_lower, sign_test_greater
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class Verdict:
         if self.p < self.settings["alpha"]:
             reasons.append(f"more cases broken than fixed (p < {self.settings['alpha']})")
         if self.bands_fail:
-            reasons.append(f"{len(self.band_drops)} metric(s) below the baseline's seed band")
+            reasons.append(f"{len(self.band_drops)} field(s) or rule(s) dropped beyond their margin (paired permutation, Holm)")
         if self.must_pass_fails:
             reasons.append(f"{len(self.must_pass_breaks)} must-pass break(s)"
                            + (f" against {self.must_pass_repaired} repaired (p < {self.settings['alpha']})" if self.one_seed else ""))
@@ -173,6 +178,22 @@ def run_rates(cases, runs: dict) -> dict:
     return dict(out)
 
 
+def case_rates(cases, runs: dict) -> dict:
+    """{metric or 'rule:<id>': {case key: share of the runs having the case that got the metric right}}: each case
+    weighed by how often it is right, so an unstable case counts for its rate instead of dropping out."""
+    out: dict = defaultdict(dict)
+    for case in cases:
+        decisions = [d[case.key] for d in runs.values() if case.key in d]
+        if not decisions:
+            continue
+        per_run = [scores(case.expected, d) for d in decisions]
+        for m in METRICS:
+            out[m][case.key] = sum(s[m] for s in per_run) / len(per_run)
+        for rule in case.rules:
+            out[f"rule:{rule}"][case.key] = out["exact"][case.key]
+    return dict(out)
+
+
 def band(values: list) -> dict:
     return {"min": min(values), "max": max(values), "mean": sum(values) / len(values), "runs": len(values)}
 
@@ -194,16 +215,28 @@ def judge(cases, bias, base_runs: dict, cur_runs: dict, invariants: tuple[Invari
     p = sign_test_greater(len(buckets["broken"]), len(buckets["fixed"]))
 
     before_rates, after_rates = run_rates(common, base_runs), run_rates(common, cur_runs)
-    bands, drops = {}, []
+    before_cases, after_cases = case_rates(common, base_runs), case_rates(common, cur_runs)
+    bands, tests = {}, {}
     for key, values in sorted(before_rates.items()):
         if key not in after_rates:
             continue
         b, a = band(values), band(after_rates[key])
         margin = settings.rule_margin if key.startswith("rule:") else settings.field_margin
-        bands[key] = {"baseline": b, "current": a, "margin": margin}
-        if a["mean"] < b["min"] - margin - 1e-9:
-            drops.append({"metric": key, "baseline_min": b["min"], "baseline_max": b["max"], "current_mean": a["mean"],
-                          "current_min": a["min"], "current_max": a["max"], "margin": margin})
+        diffs = [after_cases[key][k] - rate for k, rate in before_cases[key].items() if k in after_cases[key]]
+        drop = -sum(diffs) / len(diffs) if diffs else 0.0
+        tests[key] = paired_permutation_lower(diffs)
+        bands[key] = {"baseline": b, "current": a, "margin": margin, "drop": drop, "cases": len(diffs)}
+    adjusted = holm(tests)
+    drops = []
+    for key, entry in bands.items():
+        entry.update(p=tests[key], p_holm=adjusted[key])
+        below_band = entry["current"]["mean"] < entry["baseline"]["min"] - entry["margin"] - 1e-9
+        if below_band or (entry["drop"] > entry["margin"] + 1e-9 and adjusted[key] < settings.alpha):
+            b, a = entry["baseline"], entry["current"]
+            drops.append({"metric": key, "baseline_min": b["min"], "baseline_max": b["max"], "baseline_mean": b["mean"],
+                          "current_mean": a["mean"], "current_min": a["min"], "current_max": a["max"],
+                          "margin": entry["margin"], "drop": entry["drop"], "cases": entry["cases"], "p": tests[key],
+                          "p_holm": adjusted[key]})
 
     breaks, known, repaired = must_pass(cases, bias, base_runs, cur_runs, invariants)
     counts = {k: len(v) for k, v in buckets.items()}

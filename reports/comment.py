@@ -10,8 +10,10 @@ What differs from reports/scorecard.md (which stays the full report, in the arti
 - the body stays under GitHub's 65,536-character limit (measured here in UTF-8 bytes, which is never
   less than characters): failing cases are dropped from the end first, with a note saying how many and
   where the full list is; if the rest is still too long, it is cut at a line and the note says so.
-The first line is a hidden marker: `--post PR` finds the comment that starts with it and updates it, or
-creates one, so a pull request has one scorecard comment however often it is pushed.
+The first line is a hidden marker: `--post PR` finds the comment that starts with it and was written by the
+posting account (`--author`: github-actions[bot], the account of the workflow's GITHUB_TOKEN, or @me: the login
+of a personal access token's user, asked of GET /user, which GITHUB_TOKEN may not call) and updates it, or creates one, so a pull request has one scorecard
+comment however often it is pushed. A comment someone else wrote is never edited, marker or not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 MARKER = "<!-- router-evals-scorecard -->"
+ACTIONS_BOT = "github-actions[bot]"  # who a workflow's GITHUB_TOKEN comments as (it cannot read GET /user)
 LIMIT = 65_536
 NO_IMAGES = "Figures (field accuracy, loss curve) are in the run's artifact: files uploaded as artifacts cannot be shown inline in a comment."
 
@@ -134,8 +137,10 @@ def render_missing(outcome: str | None, run_url: str | None, artifact_url: str |
             f"anything was scored (for example the dataset gate failed). {links(run_url, artifact_url)}.\n")
 
 
-def post(body: str, repository: str, pr: int, token: str, api_url: str = "https://api.github.com") -> str:
-    """Create the PR's scorecard comment, or update the one that starts with MARKER; returns "created" or "updated"."""
+def post(body: str, repository: str, pr: int, token: str, api_url: str = "https://api.github.com",
+         author: str = ACTIONS_BOT) -> str:
+    """Create the PR's scorecard comment, or update the one that starts with MARKER and was written by `author`
+    (@me: the token's own login, from GET /user); returns "created" or "updated"."""
     import urllib.request
 
     def call(method: str, url: str, data: dict | None = None):
@@ -145,11 +150,15 @@ def post(body: str, repository: str, pr: int, token: str, api_url: str = "https:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
-    base = f"{api_url.rstrip('/')}/repos/{repository}"
+    root = api_url.rstrip("/")
+    if author == "@me":
+        author = call("GET", f"{root}/user")["login"]
+    base = f"{root}/repos/{repository}"
     page = 1
     while True:
         comments = call("GET", f"{base}/issues/{pr}/comments?per_page=100&page={page}")
-        mine = next((c for c in comments if (c.get("body") or "").startswith(MARKER)), None)
+        mine = next((c for c in comments if (c.get("body") or "").startswith(MARKER)
+                     and ((c.get("user") or {}).get("login") or "").lower() == author.lower()), None)
         if mine is not None:
             call("PATCH", f"{base}/issues/comments/{mine['id']}", {"body": body})
             return "updated"
@@ -173,6 +182,10 @@ def main(argv=None) -> int:
     p.add_argument("--post", type=int, metavar="PR", default=None,
                    help="also create or update the comment on this pull request (needs GITHUB_TOKEN with pull-requests: write, "
                         "GITHUB_REPOSITORY, and GITHUB_API_URL on GitHub Enterprise)")
+    p.add_argument("--author", default=ACTIONS_BOT,
+                   help=f"with --post, update only a comment this account wrote (default {ACTIONS_BOT}, GITHUB_TOKEN's; "
+                        "@me: the token's own login, for a personal access token; a GitHub App's token writes as "
+                        "<app>[bot])")
     a = p.parse_args(argv)
     if a.body is not None:
         body = a.body.read_text(encoding="utf-8")
@@ -190,7 +203,7 @@ def main(argv=None) -> int:
         import os
 
         done = post(body, os.environ["GITHUB_REPOSITORY"], a.post, os.environ["GITHUB_TOKEN"],
-                    os.environ.get("GITHUB_API_URL", "https://api.github.com"))
+                    os.environ.get("GITHUB_API_URL", "https://api.github.com"), a.author)
         print(f"comment {done} on pull request #{a.post}")
     return 0
 

@@ -61,7 +61,8 @@ def decision_text(decision: dict | None, fields: list[str]) -> str:
 
 def render_markdown(summary: dict, md_dir: str | os.PathLike | None = None) -> str:
     """GitHub-flavoured markdown. Links (chart, loss curve) are relative to md_dir, where the .md file lives."""
-    parts = ["# Router scorecard", f"![field accuracy per candidate]({PNG_NAME})"]
+    parts = ["# Router scorecard", *[cell(line) for line in lead_lines(summary.get("lead"))],
+             f"![field accuracy per candidate]({PNG_NAME})"]
     parts += gate_section(summary.get("gate"))
     parts += accuracy_section(summary)
     parts += stability_section(summary.get("stability") or {})
@@ -72,6 +73,24 @@ def render_markdown(summary: dict, md_dir: str | os.PathLike | None = None) -> s
     parts += failures_section(summary["failures"], summary["candidates"])
     parts += run_section(summary["run"], md_dir)
     return "\n\n".join(parts) + "\n"
+
+
+def lead_lines(lead: dict | None) -> list[str]:
+    """The scorecard's first lines: did training earn its cost (fine-tuned against the classical floor and the best
+    prompt-only candidate, with the seed spread), and which record the run was judged against."""
+    if not lead:
+        return []
+    seeds = sorted(lead["seeds"].values())
+    spread = f" (seeds {pct(seeds[0])}–{pct(seeds[-1])}, spread {100 * (seeds[-1] - seeds[0]):.1f} points)" if len(seeds) > 1 else ""
+    line = f"**{FINE_TUNED} {pct(lead['fine_tuned'])} exact on `{lead['split']}`**{spread}"
+    if lead["classical"] is not None:
+        at = lead["seeds_at_or_above_classical"]
+        verdict = ("training beats the classical floor on every seed" if at == len(seeds)
+                   else f"only {at} of {len(seeds)} seed(s) reach the classical floor: training has not earned its cost")
+        line += f" vs classical {pct(lead['classical'])}: {verdict}"
+    if lead["best_prompt_only"] is not None:
+        line += f"; best prompt-only `{lead['best_prompt_only']}` {pct(lead['best_prompt_only_rate'])}"
+    return [line + "."] + ([lead["record"]] if lead.get("record") else [])
 
 
 def accuracy_section(summary: dict) -> list[str]:

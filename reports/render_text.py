@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from reports.render_markdown import pct
+from reports.render_markdown import lead_lines, pct
 from reports.scoring import METRICS, SHORT
 from reports.summary import FINE_TUNED
 
 
 def render_text(summary: dict) -> list[str]:
     """A few lines for pytest's terminal summary: per candidate exact and field accuracies, then the paired tests."""
-    lines = []
+    lines = [line.replace("**", "").replace("`", "") for line in lead_lines(summary.get("lead"))]
     width = max((len(c) for c in summary["candidates"]), default=0)
     for split, by_cand in summary["accuracy"].items():
         for cand, t in by_cand.items():

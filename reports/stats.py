@@ -55,3 +55,40 @@ def smallest_significant(alpha: float, fixed: int = 0, limit: int = 1000) -> int
         if sign_test_greater(broken, fixed) < alpha:
             return broken
     raise ValueError(f"no count up to {limit} is significant at alpha={alpha} with {fixed} fixed")
+
+
+def paired_permutation_lower(diffs: list[float], grid: int = 3600) -> float:
+    """One-sided exact paired permutation (sign-flip) test that the differences are centred below 0.
+
+    diffs: one paired difference per case (current right-rate minus baseline right-rate, each a share of seeds).
+    Under "no change" each difference is as likely to have had the other sign, so p = P(sum of s_i |d_i| <= sum d_i)
+    over the 2^n sign assignments s_i = +-1. Differences are rates of a few seeds, so they sit on a grid of 1/grid
+    (3600: every rate with up to 10 seeds on either side, within rounding): the null distribution of the sum is built
+    exactly by convolution over that grid. 1.0 when every difference is 0."""
+    steps = [round(abs(d) * grid) for d in diffs]
+    steps = [s for s in steps if s]
+    if not steps:
+        return 1.0
+    observed = round(sum(d * grid for d in diffs))
+    total = sum(steps)
+    dist = {0: 1.0}  # the sum of the signed steps so far -> probability
+    for s in steps:
+        nxt: dict = {}
+        for value, prob in dist.items():
+            nxt[value + s] = nxt.get(value + s, 0.0) + prob / 2
+            nxt[value - s] = nxt.get(value - s, 0.0) + prob / 2
+        dist = nxt
+    if observed < -total:
+        return 0.0
+    return min(1.0, sum(prob for value, prob in dist.items() if value <= observed))
+
+
+def holm(pvalues: dict) -> dict:
+    """Holm's step-down adjustment: {name: adjusted p}, controlling the family-wise error rate over every test given."""
+    ordered = sorted(pvalues.items(), key=lambda kv: kv[1])
+    out, running = {}, 0.0
+    m = len(ordered)
+    for i, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - i) * p))
+        out[name] = running
+    return out

@@ -72,6 +72,7 @@ def summarize(records: list[dict], facts: dict, gate: dict | None = None) -> dic
         for split in splits
     }
     return {
+        "lead": lead(accuracy, facts),
         "candidates": candidates,
         "runs": {c: sorted({r.get("run", "main") for r in records if r["candidate"] == c}) for c in candidates},
         "accuracy": accuracy,
@@ -83,6 +84,34 @@ def summarize(records: list[dict], facts: dict, gate: dict | None = None) -> dic
         "cost": cost_summary(policy, candidates),
         "failures": failures(records, candidates),
         "run": facts,
+    }
+
+
+CLASSICAL = "classical"
+
+
+def lead(accuracy: dict, facts: dict) -> dict | None:
+    """Where fine-tuned stands on the first split (test when scored) against the classical candidate and the best
+    prompt-only one: exact match, fine-tuned's per-seed rates, and how many of its seeds reach the classical floor."""
+    if not accuracy:
+        return None
+    split, by_cand = next(iter(accuracy.items()))
+    tuned = by_cand.get(FINE_TUNED)
+    if tuned is None:
+        return None
+    ex = tuned["exact"]
+    n = ex["n_per_run"]
+    seeds = {run: k / n for run, k in ex["per_run"].items()} if n else {}
+    classical = by_cand.get(CLASSICAL, {}).get("exact")
+    adapters = {name for name in by_cand if name.startswith(FINE_TUNED)}
+    prompt_only = {c: t["exact"]["rate"] for c, t in by_cand.items() if c not in adapters and c != CLASSICAL}
+    best = max(prompt_only, key=lambda c: (prompt_only[c], c), default=None)
+    floor = classical["rate"] if classical else None
+    return {
+        "split": split, "fine_tuned": ex["rate"], "seeds": seeds,
+        "classical": floor, "seeds_at_or_above_classical": None if floor is None else sum(r >= floor - 1e-12 for r in seeds.values()),
+        "best_prompt_only": best, "best_prompt_only_rate": None if best is None else prompt_only[best],
+        "record": (facts.get("record") or {}).get("line"),
     }
 
 

@@ -28,9 +28,11 @@ def case_line(row: dict) -> str:
 
 
 def band_line(drop: dict) -> str:
+    tested = (f"; per-case rates drop {drop['drop']:.1%} over {drop['cases']} cases, paired permutation p = "
+              f"{drop['p']:.2g} (Holm {drop['p_holm']:.2g})" if "p" in drop else "")
     return (f"{drop['metric']}: mean {drop['current_mean']:.1%} over this run's seeds "
             f"(min–max {drop['current_min']:.1%}–{drop['current_max']:.1%}), baseline seeds {drop['baseline_min']:.1%}–"
-            f"{drop['baseline_max']:.1%}, allowed margin {drop['margin']:.0%}")
+            f"{drop['baseline_max']:.1%}, allowed margin {drop['margin']:.0%}{tested}")
 
 
 def text(verdict: dict, limit: int = 40) -> list[str]:
@@ -39,8 +41,10 @@ def text(verdict: dict, limit: int = 40) -> list[str]:
     lines = [f"merge gate: {verdict['headline']}",
              f"  (sign test alpha {s['alpha']}, field margin {s['field_margin']:.0%}, rule margin {s['rule_margin']:.0%}; "
              f"baseline runs {', '.join(verdict['runs']['baseline'])}; this run {', '.join(verdict['runs']['current'])})"]
+    if verdict.get("record"):
+        lines.insert(1, f"  {verdict['record']}")
     for drop in verdict["band_drops"]:
-        lines.append(("  below band (one seed: not judged): " if verdict.get("one_seed") else "  below band: ") + band_line(drop))
+        lines.append(("  dropped (one seed: not judged): " if verdict.get("one_seed") else "  dropped: ") + band_line(drop))
     for row in verdict["must_pass_breaks"]:
         lines.append(f"  must-pass {row['invariant']} broken: " + case_line(row))
     for kind in ("broken", "fixed", "unstable", "new"):

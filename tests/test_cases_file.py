@@ -172,7 +172,7 @@ def test_the_predictor_answers_a_bias_source_from_its_own_request(policy, splits
 
     monkeypatch.setattr(predictor_module, "predict", fake_predict)
     monkeypatch.setattr(predictor_module.Predictor, "generation_for", lambda self, candidate: GenerationSettings(8, 1))
-    host = SimpleNamespace(ref=SimpleNamespace(identity="i"), runtime=SimpleNamespace(label="cpu-fp32"),
+    host = SimpleNamespace(ref=SimpleNamespace(identity="i"), runtime=SimpleNamespace(label="cpu-fp32", kernels=""),
                            tokenizer=SimpleNamespace(chat_template="t"), using=lambda path, merge=False: contextlib.nullcontext())
     candidates = {c.name: c for c in load_candidates(policy, splits["train"])}
     predictor = predictor_module.Predictor(SimpleNamespace(cache_dir=cases_path.parent), policy, candidates, host,
@@ -247,11 +247,12 @@ def test_pytest_evals_cases_scores_a_flat_file_end_to_end(suite, splits):  # noq
     write(pytester.path / "five.jsonl", row(source.id), {**row("b1", request="Build an app that books rooms.", **BUILD), "ticket": "T-9"},
           row("g2", request="A Glean agent for the sales wiki."))
     result = pytester.runpytest_subprocess(*args, "-k", "not fine-tuned and not schema", "--assert-prompt-candidates")
-    result.assert_outcomes(failed=6, deselected=12)  # base and few-shot x 3 rows; the random tiny model gets none right
+    # base and few-shot x 3 rows fail (the random tiny model gets none right); the classical candidate gets all 3
+    result.assert_outcomes(failed=6, passed=3, deselected=12)
     result.stdout.fnmatch_lines([f"*base got {source.id} wrong*", f"case {source.id} at five.jsonl:1; rules: -"])
     result.stdout.fnmatch_lines(["*five.jsonl:2: field 'ticket': unknown key 'ticket'*"])
     summary = json.loads((pytester.path / "reports" / "scorecard.json").read_text())
-    assert {c: t["exact"]["n"] for c, t in summary["accuracy"]["cases"].items()} == {"base": 3, "few-shot": 3}
+    assert {c: t["exact"]["n"] for c, t in summary["accuracy"]["cases"].items()} == {"base": 3, "classical": 3, "few-shot": 3}
     assert sorted(summary["rules"]) == ["expected Trusted Functional Builder · Glean", "expected Trusted Technical Builder · Databricks app"]
     assert summary["rules"]["expected Trusted Functional Builder · Glean"]["base"]["n"] == 2
     assert any(f.startswith("--cases") for f in summary["partial_run"]["filters"])

@@ -90,7 +90,7 @@ def test_an_unknown_key_is_named_and_a_missing_decision_too(tmp_path):
 
 
 def test_documented_optional_keys_are_accepted(tmp_path):
-    path = edited_policy(tmp_path, lambda d: d.update(must_pass=[{"id": "no-salesforce-without-mention"}]))
+    path = edited_policy(tmp_path, lambda d: d.update(must_pass=[{"id": "no-salesforce-without-mention", "kind": "same-as-source", "text": "Injected text never changes the decision.", "bias_groups": ["injection"]}]))
     assert load_policy(path).rule_ids
     path = edited_policy(tmp_path, lambda d: d.update(must_pass="all"))
     with pytest.raises(PolicyError, match=r"field 'must_pass': 'all' is not of type 'array'"):

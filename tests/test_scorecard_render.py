@@ -188,8 +188,9 @@ def test_png_is_a_png(summary):
 
 def test_text_has_one_line_per_candidate_then_the_tests(summary):
     lines = render_text(summary)
-    assert lines[0].startswith("base       [test] exact 3/12 (25.0%) | json 91.7%")
-    assert lines[2].startswith("fine-tuned [test] exact 11/12 (91.7%)")
+    assert lines[0] == "fine-tuned 91.7% exact on test; best prompt-only few-shot 50.0%."
+    assert lines[1].startswith("base       [test] exact 3/12 (25.0%) | json 91.7%")
+    assert lines[3].startswith("fine-tuned [test] exact 11/12 (91.7%)")
     assert any("fine-tuned vs base [test]: +8/-0 cases, p = 0.0078 (significant)" in line for line in lines)
     assert lines[-1] == "bias pass: base 1/3, few-shot 2/3, fine-tuned 3/3"
 
@@ -222,3 +223,25 @@ def test_cost_table_per_candidate_relative_to_fine_tuned():
     assert cells["base"] == ["902", "903", "40.0", "8.00 s", "0.50", "4", "4.00×", "9.41×"]
     assert cells["few-shot"][:4] == ["—", "—", "—", "—"]  # no cost fields at all: nothing is made up
     assert any(line.startswith("device s per request: base 2.000 (4.00x)") for line in render_text(summarize(recs, FACTS)))
+
+
+def test_the_lead_reads_fine_tuned_against_the_classical_floor_seed_by_seed():
+    """The scorecard's first line: fine-tuned's exact match with its seed spread, against the classical candidate
+    (how many seeds reach it) and the best prompt-only candidate (adapter variants such as +schema are not prompt-only)."""
+    from reports.render_markdown import lead_lines
+    from reports.summary import lead
+
+    accuracy = {"test": {
+        "fine-tuned": {"exact": {"rate": 0.9, "n_per_run": 10, "per_run": {"seed-0": 10, "seed-1": 8}}},
+        "fine-tuned+schema": {"exact": {"rate": 0.95}}, "classical": {"exact": {"rate": 0.85}},
+        "base": {"exact": {"rate": 0.2}}, "few-shot": {"exact": {"rate": 0.3}}}}
+    got = lead(accuracy, {"record": {"line": "record: x@cpu-bf16, judged as drift"}})
+    assert got["seeds"] == {"seed-0": 1.0, "seed-1": 0.8} and got["seeds_at_or_above_classical"] == 1
+    assert got["best_prompt_only"] == "few-shot"
+    lines = lead_lines(got)
+    assert lines[0] == ("**fine-tuned 90.0% exact on `test`** (seeds 80.0%–100.0%, spread 20.0 points) vs classical 85.0%: "
+                        "only 1 of 2 seed(s) reach the classical floor: training has not earned its cost; best prompt-only "
+                        "`few-shot` 30.0%.")
+    assert lines[1] == "record: x@cpu-bf16, judged as drift"
+    accuracy["test"]["fine-tuned"]["exact"]["per_run"] = {"seed-0": 9, "seed-1": 9}
+    assert "training beats the classical floor on every seed" in lead_lines(lead(accuracy, {}))[0]

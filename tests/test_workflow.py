@@ -6,8 +6,9 @@ No runner emulator is available offline (`act` needs Docker and network), so thi
 3. a small emulation of the gate job on a clean clone (git clone of this repository, plus uncommitted
    changes): every `run:` step runs for real in bash, in order, with GitHub's step `if:` rules, outputs and
    environment; the `uses:` steps it needs are emulated (actions/cache restore and save against a local
-   store with GitHub's key and restore-keys matching, upload-artifact into a folder, checkout and
-   setup-python as no-ops), and the comment goes to a local fake of GitHub's REST API. The expensive parts
+   store with GitHub's key and restore-keys matching, upload-artifact and download-artifact through a folder,
+   checkout as the clone (a sparse checkout pruned to its folders), setup-python as a no-op), and the comment
+   job runs after the gate on a runner of its own, posting to a local fake of GitHub's REST API. The expensive parts
    are stubs on PATH: `pip install` (offline), `python -m training` (creates an "adapter" in the cache,
    trains only when none is cached) and `python -m pytest evals` (runs the real dataset gate in the clone
    for the JUnit XML, then writes a scorecard with every fine-tuned case failing and the figures, and fails). What runs for real: the cache keys, the comment
@@ -171,18 +172,20 @@ class Job:
     """Runs one job's steps in order as a GitHub runner would, with the actions it uses emulated."""
 
     def __init__(self, wf: dict, workspace: Path, store: Path, event_name: str, event: dict, run_id: int,
-                 bin_dir: Path, api_url: str, inputs: dict | None = None):
+                 bin_dir: Path, api_url: str, inputs: dict | None = None, job: str = "gate", needs: dict | None = None,
+                 artifacts: Path | None = None):
         self.wf, self.workspace, self.store, self.bin_dir, self.api_url = wf, workspace, store, bin_dir, api_url
-        self.run_id, self.failed = run_id, False
+        self.run_id, self.failed, self.job = run_id, False, job
         self.steps: dict[str, dict] = {}
         self.log: list[tuple[str, str]] = []  # (step name, outcome) in order
+        self.result, self.outputs, self.checked_out = "skipped", {}, []  # the job's, for the jobs that need it
         self.summary = workspace.parent / f"summary-{run_id}.md"
-        self.artifacts = workspace.parent / f"artifacts-{run_id}"
+        self.artifacts = artifacts or workspace.parent / f"artifacts-{run_id}"
         self.contexts = {
             "github": {"event_name": event_name, "event": event, "repository": REPO, "token": "t0ken",
                        "ref": "refs/heads/main", "run_id": str(run_id), "action": event.get("action"),
                        "workspace": str(workspace), "server_url": "https://github.com"},
-            "inputs": inputs or {}, "runner": {"os": "Linux"}, "steps": self.steps, "env": {},
+            "inputs": inputs or {}, "runner": {"os": "Linux"}, "steps": self.steps, "env": {}, "needs": needs or {},
         }
 
     def interpolate(self, value: str) -> str:
@@ -196,8 +199,12 @@ class Job:
             expr = f"success() && ({expr})"
         return bool(evaluate(expr, self.contexts, self.failed))
 
-    def run(self, job: str = "gate") -> "Job":
+    def run(self) -> "Job":
+        job = self.job
         spec = self.wf["jobs"][job]
+        if any(n["result"] != "success" for n in self.contexts["needs"].values()) and not STATUS_FUNCTIONS.search(str(spec.get("if"))):
+            self.log.append((job, "skipped"))  # a job runs after a failed or skipped one only with a status function
+            return self
         if not self.condition(spec.get("if")):
             self.log.append((job, "skipped"))
             return self
@@ -213,6 +220,8 @@ class Job:
             if "id" in s:
                 self.steps[s["id"]] = record
             self.log.append((name, record["outcome"]))
+        self.result = "failure" if self.failed else "success"
+        self.outputs = {k: self.interpolate(str(v)) for k, v in (spec.get("outputs") or {}).items()}
         return self
 
     def env(self, s: dict) -> dict:
@@ -221,7 +230,7 @@ class Job:
                    GITHUB_REPOSITORY=REPO, GITHUB_RUN_ID=str(self.run_id), GITHUB_RUN_ATTEMPT="1", RUNNER_OS="Linux",
                    GITHUB_SERVER_URL="https://github.com", GITHUB_API_URL=self.api_url,
                    GITHUB_STEP_SUMMARY=str(self.summary), GITHUB_WORKSPACE=str(self.workspace))
-        for scope in (self.wf.get("env") or {}, self.wf["jobs"]["gate"].get("env") or {}, s.get("env") or {}):
+        for scope in (self.wf.get("env") or {}, self.wf["jobs"][self.job].get("env") or {}, s.get("env") or {}):
             env.update({k: self.interpolate(str(v)) for k, v in scope.items()})
         return env
 
@@ -240,9 +249,13 @@ class Job:
 
     def uses(self, s: dict, record: dict) -> bool:
         action = s["uses"].split("@")[0]
-        args = {k: self.interpolate(str(v)) for k, v in (s.get("with") or {}).items()}
-        if action in ("actions/checkout", "actions/setup-python"):
-            return True  # the workspace is the clone; `python` is this environment's, behind the stubs
+        args = {k: self.interpolate(text(v)) for k, v in (s.get("with") or {}).items()}  # YAML's false is "false"
+        if action == "actions/checkout":
+            return self.checkout(args)
+        if action == "actions/setup-python":
+            return True  # `python` is this environment's, behind the stubs
+        if action == "actions/download-artifact":
+            return self.download(args)
         if action == "actions/cache/restore":
             return self.cache_restore(args, record)
         if action == "actions/cache/save":
@@ -250,6 +263,25 @@ class Job:
         if action == "actions/upload-artifact":
             return self.upload(args, record)
         raise AssertionError(f"no emulation for {action}")
+
+    def checkout(self, args: dict) -> bool:
+        """The workspace is the clone; a sparse checkout (cone mode) keeps the root's files and the folders named."""
+        assert args.get("persist-credentials") == "false", "checkout would keep the job's token in .git/config"
+        self.checked_out.append(args.get("ref", ""))
+        keep = set(args.get("sparse-checkout", "").split())
+        if keep:
+            for path in self.workspace.iterdir():
+                if path.is_dir() and path.name != ".git" and path.name not in keep:
+                    shutil.rmtree(path)
+        return True
+
+    def download(self, args: dict) -> bool:
+        """download-artifact v4 from this run, by name, into `path`."""
+        source = self.artifacts / args["name"]
+        if not source.is_dir():
+            return False
+        shutil.copytree(source, self.workspace / args.get("path", "."), dirs_exist_ok=True)
+        return True
 
     def cache_restore(self, args: dict, record: dict) -> bool:
         saved = sorted(self.store.glob("*/meta.json"), key=lambda p: json.loads(p.read_text())["order"], reverse=True)
@@ -382,7 +414,8 @@ class FakeGitHub(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         self.calls.append(("POST", self.path))
         assert self.headers["Authorization"] == "Bearer t0ken"
-        self.comments.append({"id": max(c["id"] for c in self.comments) + 1, "body": self.payload()["body"]})
+        self.comments.append({"id": max(c["id"] for c in self.comments) + 1, "body": self.payload()["body"],
+                              "user": {"login": "github-actions[bot]"}})  # who a workflow's GITHUB_TOKEN writes as
         self.reply(self.comments[-1], 201)
 
     def do_PATCH(self):  # noqa: N802
@@ -397,7 +430,8 @@ class FakeGitHub(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def github():
-    FakeGitHub.comments = [{"id": 100 + i, "body": f"unrelated comment {i}"} for i in range(120)]  # two pages
+    FakeGitHub.comments = [{"id": 100 + i, "body": f"unrelated comment {i}", "user": {"login": f"user{i}"}}
+                           for i in range(120)]  # two pages
     FakeGitHub.calls = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -444,15 +478,25 @@ exec {sys.executable} "$@"
         return dest
 
     def run(run_id: int, event_name: str, event: dict, inputs: dict | None = None) -> Job:
-        return Job(load(), clone(run_id), store, event_name, event, run_id, bin_dir, api_url, inputs).run()
+        """The gate job, then the comment job on a new runner (its log appended to the gate's, in `.comment`)."""
+        wf = load()
+        gate = Job(wf, clone(run_id), store, event_name, event, run_id, bin_dir, api_url, inputs).run()
+        needs = {"gate": {"result": gate.result, "outputs": gate.outputs}}
+        gate.comment = Job(wf, clone(run_id * 1000), store, event_name, event, run_id, bin_dir, api_url, inputs,
+                           job="comment", needs=needs, artifacts=gate.artifacts).run()
+        gate.log += gate.comment.log
+        return gate
 
     return run, store, api
+
+
+BASE_SHA = "b" * 40
 
 
 def pull_request(number: int = 7, fork: bool = False, labels=()) -> dict:
     head_repo = "someone/router" if fork else REPO
     return {"action": "synchronize", "number": number,
-            "pull_request": {"number": number, "head": {"repo": {"full_name": head_repo}},
+            "pull_request": {"number": number, "head": {"repo": {"full_name": head_repo}}, "base": {"sha": BASE_SHA},
                              "labels": [{"name": n} for n in labels]}}
 
 
@@ -465,14 +509,15 @@ def test_runs_in_order_saves_after_a_failing_gate_and_the_next_run_restores(worl
     run, store, api = world
 
     seed = run(1, "push", {"ref": "refs/heads/main"})  # the default branch seeds the cache
-    assert [name for name, _ in seed.log][:3] == ["actions/checkout@v4", "actions/setup-python@v5",
-                                                  "Install (versions pinned in .ci/golden-constraints.txt)"]
+    assert [name.split("@")[0] for name, _ in seed.log][:3] == ["actions/checkout", "actions/setup-python",
+                                                                "Install (versions pinned in .ci/golden-constraints.txt)"]
     out = seed.outcomes()
     assert out["Dataset gate and adapter (trained only when its key is not cached)"] == "success"
     assert out["Evals, snapshots, baseline gate"] == "failure"  # the gate is red ...
     assert out["Save adapters and predictions, also after a failed gate"] == "success"  # ... and the cache is saved
     assert out["Save the converted base model (once per key)"] == "success"
     assert out["Build the comment"] == "skipped"  # not a pull request
+    assert out["comment"] == "skipped"
     assert trainings(seed) == 1
     reports = seed.artifacts / "eval-reports"
     assert sorted(p.name for p in reports.iterdir()) == ["junit.xml", "loss_curve.png", "scorecard.json", "scorecard.md", "scorecard.png"]
@@ -491,7 +536,8 @@ def test_runs_in_order_saves_after_a_failing_gate_and_the_next_run_restores(worl
     assert out["Save adapters and predictions, also after a failed gate"] == "success"
     assert out["Save the converted base model (once per key)"] == "skipped"  # hit: saved once
     assert not any(r.get("collision") for r in pr.steps.values())
-    assert out["Post or update the scorecard comment"] == "success"
+    assert out["Post or update the scorecard comment"] == "success"  # by the comment job, after the red gate
+    assert pr.comment.checked_out == [BASE_SHA]  # the base branch's reports/comment.py, not the pull request's code
     assert out["Fork pull request, read-only token - the scorecard is in this summary and the artifact"] == "skipped"
     assert out["Re-record golden files (pytest evals --update-expectations)"] == "skipped"
 
@@ -515,9 +561,9 @@ def test_a_fork_pull_request_leaves_the_scorecard_in_the_summary_and_an_artifact
     run, _, api = world
     job = run(1, "pull_request", pull_request(fork=True))
     out = job.outcomes()
-    assert out["Post or update the scorecard comment"] == "skipped"
+    assert out["comment"] == "skipped"  # the comment job: a fork's token cannot write
     assert out["Fork pull request, read-only token - the scorecard is in this summary and the artifact"] == "success"
-    assert out["Keep the comment for the workflow_run follow-up"] == "success"
+    assert out["Keep the comment for the comment job and the workflow_run follow-up"] == "success"
     summary = job.summary.read_text()
     assert "# Router scorecard" in summary and "comes from a fork" in summary
     kept = job.artifacts / "scorecard-comment"
@@ -542,6 +588,6 @@ def test_re_record_on_demand_uploads_the_rewritten_golden_files_and_a_patch(worl
 def test_the_re_record_label_reruns_the_gate_other_labels_do_not(world):
     run, _, _ = world
     other = run(1, "pull_request", {**pull_request(labels=["docs"]), "action": "labeled", "label": {"name": "docs"}})
-    assert other.log == [("gate", "skipped")]
+    assert other.log == [("gate", "skipped"), ("comment", "skipped")]
     labelled = run(2, "pull_request", {**pull_request(labels=["re-record"]), "action": "labeled", "label": {"name": "re-record"}})
     assert labelled.outcomes()["Re-record golden files (pytest evals --update-expectations)"] == "success"

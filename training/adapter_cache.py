@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from evals.dataset import Case
-from fixtures.atomic import mkdtemp_shared, write_json_atomic
+from fixtures.atomic import mkdtemp_shared, publish_folder, write_json_atomic
 from fixtures.base_model import sha256_file
 
 MANIFEST = "manifest.json"  # written last: a folder without a valid one is not an adapter
@@ -259,11 +259,7 @@ def ensure_adapter(cache_root: Path, inputs: dict, train_into: Callable[[Path], 
                 "files": file_checksums(tmp),
             }
             write_json_atomic(tmp / MANIFEST, manifest)
-            if folder.exists():
-                trash = mkdtemp_shared(cache_root, prefix=".old-")
-                os.replace(folder, trash / "adapter")
-                shutil.rmtree(trash, ignore_errors=True)
-            os.replace(tmp, folder)
+            publish_folder(tmp, folder)
             with open(cache_root / HISTORY, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"key": key, "run_id": run_id, "created": manifest["created"], "pid": os.getpid()}) + "\n")
         finally:

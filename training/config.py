@@ -42,6 +42,10 @@ class TrainConfig:
     memory_plan: str = field(default="auto", metadata={"help": "CUDA only: 'auto' (graphs or fast when its estimated peak "
                                                      "fits free memory, else lean; training/memory_plan.py), 'graphs', 'fast', "
                                                      "'eager', 'lean' or 'plain'."})
+    # --- what the loss holds ---
+    reason_loss_share: float = field(default=1.0, metadata={"help": "Share of train examples whose free-text reason "
+                                                             "tokens count in the loss (chosen by case id); the decision "
+                                                             "fields and the closing tokens always count."})
     seed: int = field(default=0, metadata={"help": "Seed for adapter init, dropout and data order."})
     logging_steps: int = field(default=4, metadata={"help": "Log train loss every N steps (val loss once an epoch)."})
 

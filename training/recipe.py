@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 import time
@@ -58,19 +59,44 @@ def trainable_line(trainable: int, total: int) -> str:
     return f"trainable {trainable:,} of {total:,}, {100 * trainable / total:.2f}%"
 
 
-def tokenized_example(tokenizer, system: str, case: Case, eot: str) -> dict:
-    """input_ids = the inference prompt's ids + the answer's ids; labels mask the prompt with -100."""
+REASON_KEY = '"reason": '
+
+
+def keeps_reason(case_id: str, share: float) -> bool:
+    """Whether this example's reason tokens are in the loss: a fixed share of examples, chosen by a hash of the id."""
+    if share >= 1:
+        return True
+    return int(hashlib.sha256(case_id.encode("utf-8")).hexdigest()[:8], 16) / 0x100000000 < share
+
+
+def answer_labels(tokenizer, completion: str, keep_reason: bool) -> tuple[list[int], list[int]]:
+    """The answer's ids, and its labels: the ids, with the reason's own tokens masked (-100) unless keep_reason. The
+    decision fields before the reason, and the tokens that close the object and the turn, always count."""
+    if keep_reason:
+        ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        return ids, list(ids)
+    encoded = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)
+    start, end = completion.rindex(REASON_KEY) + len(REASON_KEY), completion.rindex("}")
+    labels = [-100 if start <= lo and hi <= end else tok for tok, (lo, hi) in zip(encoded["input_ids"], encoded["offset_mapping"])]
+    return encoded["input_ids"], labels
+
+
+def tokenized_example(tokenizer, system: str, case: Case, eot: str, keep_reason: bool = True) -> dict:
+    """input_ids = the inference prompt's ids + the answer's ids; labels mask the prompt with -100 (and the reason
+    where keep_reason is False)."""
     prompt_ids = encode_prompt(tokenizer, render_prompt(tokenizer, messages(system, case.request)))
-    answer_ids = tokenizer(completion_text(case.expected, eot), add_special_tokens=False)["input_ids"]
-    return {"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids}
+    answer_ids, answer_lab = answer_labels(tokenizer, completion_text(case.expected, eot), keep_reason)
+    return {"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_lab}
 
 
-def build_dataset(tokenizer, system: str, cases: list[Case], max_length: int | None = None):
-    """Tokenized rows, cut to max_length here (TRL does not cut padding-free batches; the padded path cut the same way)."""
+def build_dataset(tokenizer, system: str, cases: list[Case], max_length: int | None = None, reason_share: float = 1.0):
+    """Tokenized rows, cut to max_length here (TRL does not cut padding-free batches; the padded path cut the same way).
+    reason_share: the share of rows whose reason is in the loss (TrainConfig.reason_loss_share)."""
     from datasets import Dataset
 
     eot = end_of_turn(tokenizer)
-    rows = [tokenized_example(tokenizer, system, c, eot) for c in sorted(cases, key=lambda c: c.id)]
+    rows = [tokenized_example(tokenizer, system, c, eot, keeps_reason(c.id, reason_share))
+            for c in sorted(cases, key=lambda c: c.id)]
     if max_length:
         rows = [{k: v[:max_length] for k, v in row.items()} for row in rows]
     return Dataset.from_list(rows)
@@ -163,7 +189,7 @@ def train_adapter(ref: BaseModelRef, runtime: Runtime, cfg: TrainConfig, system:
     if cfg.shared_prompt and cfg.padding_free and runtime.device in SHARED_ON:  # the prompt's fixed start once a batch (training/shared_prompt.py)
         model.config._attn_implementation = register_shared_prompt()
         collator = SharedPromptCollator(fixed_prefix_ids(tokenizer, lambda r: render_prompt(tokenizer, messages(system, r))))
-    train_ds = build_dataset(tokenizer, system, train, cfg.max_length)
+    train_ds = build_dataset(tokenizer, system, train, cfg.max_length, cfg.reason_loss_share)
     val_ds = build_dataset(tokenizer, system, val, cfg.max_length)
     steps_per_epoch = math.ceil(len(train_ds) / cfg.per_device_train_batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.num_train_epochs)
