@@ -201,12 +201,9 @@ def check_snapshot(candidate: str, cases, runs: dict, expected: Expectations | N
     if expected is None:
         pytest.skip(f"no record for this base model ({golden_id}); test_gate fails once for it: record one with "
                     f"`{RECORD_COMMAND}`")
-    if not expected.runs(candidate):
-        others = [i for i in recorded_ids(golden_dir) if i != golden_id]
-        pytest.fail(f"no expectations recorded for {candidate} on {golden_id}"
-                    + (f" (recorded: {', '.join(others)})" if others else "")
-                    + f": record them on this machine with `{RECORD_COMMAND}`, review and commit {golden_dir}/{golden_id}/",
-                    pytrace=False)
+    if not expected.runs(candidate):  # a candidate added since the record was made: scored, its snapshot not judged
+        pytest.xfail(f"{expected.path} holds no runs of {candidate} (added since it was recorded): re-record with "
+                     f"`{RECORD_COMMAND}`, review and commit {expected.path.parent}/")
     how = mode(expected, candidate, {label: next(iter(p.values())).identity for label, p in runs.items() if p})
     recorded = expected.decisions(candidate)
     moved, unseen = [], []
