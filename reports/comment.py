@@ -66,7 +66,8 @@ def failing_rows(summary: dict) -> list[list[str]]:
 def head_parts(summary: dict, outcome: str | None, run_url: str | None, artifact_url: str | None) -> list[str]:
     from reports import render_markdown as sc
 
-    parts = [MARKER, f"## Router scorecard: {verdict(outcome)}", f"{links(run_url, artifact_url)}. {NO_IMAGES}"]
+    parts = [MARKER, f"## Router scorecard: {verdict(outcome)}", *[sc.cell(line) for line in sc.lead_lines(summary.get("lead"))],
+             f"{links(run_url, artifact_url)}. {NO_IMAGES}"]
     parts += sc.accuracy_section(summary)
     parts += sc.paired_section(summary)
     parts += sc.cost_section(summary.get("cost") or {}, (summary.get("run") or {}).get("device"))

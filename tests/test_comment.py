@@ -93,3 +93,16 @@ def test_the_command_writes_the_body_and_says_when_there_is_no_scorecard(tmp_pat
     assert main(["--scorecard", str(tmp_path / "missing.json"), "--out", str(tmp_path / "m.md"), "--outcome", "failure"]) == 0
     assert "No scorecard was written" in (tmp_path / "m.md").read_text()
     assert "characters" in capsys.readouterr().out
+
+
+def test_the_comment_leads_with_fine_tuned_against_the_classical_floor_and_the_record():
+    records = [record(cand, f"case_{i}", right=right)
+               for i in range(4) for cand, right in (("fine-tuned", i < 3), ("classical", i < 2), ("base", False))]
+    facts = {"record": {"line": "record: m@cpu-bf16, judged as drift (no record for m@cpu-fp32; record one on this "
+                                "machine with `pytest evals --update-expectations`)"}}
+    summary = json.loads(json.dumps(summarize(records, facts, None), default=str))
+    lines = render(summary, outcome="success").split("\n\n")
+    assert lines[1] == "## Router scorecard: gate passed"
+    assert lines[2] == ("**fine-tuned 75.0% exact on `test`** vs classical 50.0%: training beats the classical floor "
+                        "on every seed; best prompt-only `base` 0.0%.")
+    assert lines[3].startswith("record: m@cpu-bf16, judged as drift (no record for m@cpu-fp32")
