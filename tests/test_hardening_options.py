@@ -14,18 +14,6 @@ from tests.test_options_validation import ini, project  # noqa: F401  (project i
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("router_min_rule_examples", "", "ini router_min_rule_examples: expected space-separated SPLIT=N *got '': an empty value "
-                                     "would turn rule coverage off; write 'train=0 val=0 test=0' if that is meant"),
-    ("router_seeds", "cpu=1 cpu=2", "ini router_seeds: device 'cpu' given twice in 'cpu=1 cpu=2'; give each device once"),
-])
-def test_an_ini_value_that_used_to_mean_something_else_is_a_usage_error(project, key, value, message):
-    ini(project, **{key: value})
-    result = project.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{message}"])
-
-
 @pytest.mark.parametrize("option", ["--cache-dir", "--base-model", "--adapter-cache", "--cases"])
 def test_an_empty_option_is_a_usage_error_not_the_default(project, option):
     ini(project)

@@ -43,6 +43,10 @@ def ini(project, **values):
     ("router_min_rule_examples", "dev=3", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'dev=3'*"),
     ("router_min_rule_examples", "train", "ini router_min_rule_examples: expected space-separated SPLIT=N *got 'train'*"),
     ("router_seeds", "cpu=0", "ini router_seeds (cpu): expected a whole number of seeds from 1 to 32, got '0'"),
+    # values that used to be accepted and quietly mean something else (rule coverage off, the last seed count wins)
+    ("router_min_rule_examples", "", "ini router_min_rule_examples: expected space-separated SPLIT=N *got '': an empty value "
+                                     "would turn rule coverage off; write 'train=0 val=0 test=0' if that is meant"),
+    ("router_seeds", "cpu=1 cpu=2", "ini router_seeds: device 'cpu' given twice in 'cpu=1 cpu=2'; give each device once"),
     ("router_seeds", "tpu=2", "ini router_seeds: unknown device 'tpu'*"),
     ("router_gate_alpha", "0.7", "ini router_gate_alpha: expected a number in (0.0, 0.5], got '0.7'"),
     ("router_gate_field_margin", "-1", "ini router_gate_field_margin: expected a number in ?0.0, 1.0?, got '-1'"),

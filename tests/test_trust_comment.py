@@ -9,45 +9,9 @@ import threading
 import pytest
 
 from reports.comment import MARKER, main
+from tests.test_workflow import FakeGitHub
 
 BOT = "github-actions[bot]"
-
-
-class FakeGitHub(http.server.BaseHTTPRequestHandler):
-    comments: list[dict] = []
-    calls: list[tuple[str, str]] = []
-    login = "a-person"  # who GET /user says the token is
-
-    def reply(self, data, status=200):
-        body = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):  # noqa: N802
-        self.calls.append(("GET", self.path))
-        if self.path == "/user":
-            return self.reply({"login": self.login})
-        page = int(re.search(r"[?&]page=(\d+)", self.path)[1])
-        self.reply(self.comments[(page - 1) * 100: page * 100])
-
-    def do_POST(self):  # noqa: N802
-        self.calls.append(("POST", self.path))
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["body"]
-        self.comments.append({"id": 1000 + len(self.comments), "body": body, "user": {"login": self.poster}})
-        self.reply(self.comments[-1], 201)
-
-    def do_PATCH(self):  # noqa: N802
-        self.calls.append(("PATCH", self.path))
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["body"]
-        comment_id = int(self.path.rsplit("/", 1)[1])
-        next(c for c in self.comments if c["id"] == comment_id)["body"] = body
-        self.reply({"id": comment_id})
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture

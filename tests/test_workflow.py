@@ -390,10 +390,12 @@ sys.exit(1)
 
 
 class FakeGitHub(http.server.BaseHTTPRequestHandler):
-    """Issue comments of one repository: list (paginated), create, update."""
+    """Issue comments of one repository: list (paginated), create, update; and GET /user (who the token is)."""
 
     comments: list[dict] = []
     calls: list[tuple[str, str]] = []
+    poster = "github-actions[bot]"  # who a workflow's GITHUB_TOKEN writes as
+    login = "a-person"  # who GET /user says the token is (a personal access token)
 
     def reply(self, data, status=200):
         body = json.dumps(data).encode()
@@ -408,14 +410,16 @@ class FakeGitHub(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         self.calls.append(("GET", self.path))
+        if self.path == "/user":
+            return self.reply({"login": self.login})
         page = int(re.search(r"[?&]page=(\d+)", self.path)[1])
         self.reply(self.comments[(page - 1) * 100: page * 100])
 
     def do_POST(self):  # noqa: N802
         self.calls.append(("POST", self.path))
         assert self.headers["Authorization"] == "Bearer t0ken"
-        self.comments.append({"id": max(c["id"] for c in self.comments) + 1, "body": self.payload()["body"],
-                              "user": {"login": "github-actions[bot]"}})  # who a workflow's GITHUB_TOKEN writes as
+        self.comments.append({"id": max((c["id"] for c in self.comments), default=999) + 1, "body": self.payload()["body"],
+                              "user": {"login": self.poster}})
         self.reply(self.comments[-1], 201)
 
     def do_PATCH(self):  # noqa: N802
