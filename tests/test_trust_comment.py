@@ -2,8 +2,6 @@
 anyone can write a comment that starts with the marker, and the bot must not overwrite it."""
 
 import http.server
-import json
-import re
 import threading
 
 import pytest
