@@ -7,9 +7,13 @@ import threading
 import pytest
 
 from reports.comment import MARKER, main
-from tests.test_workflow import FakeGitHub
+from tests.test_workflow import FakeGitHub as WorkflowGitHub
 
 BOT = "github-actions[bot]"
+
+
+class FakeGitHub(WorkflowGitHub):
+    """The workflow tests' fake GitHub, with state of its own: these tests change who posts and who the token is."""
 
 
 @pytest.fixture

@@ -436,7 +436,7 @@ class FakeGitHub(http.server.BaseHTTPRequestHandler):
 def github():
     FakeGitHub.comments = [{"id": 100 + i, "body": f"unrelated comment {i}", "user": {"login": f"user{i}"}}
                            for i in range(120)]  # two pages
-    FakeGitHub.calls = []
+    FakeGitHub.calls, FakeGitHub.poster = [], "github-actions[bot]"
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
