@@ -148,21 +148,3 @@ def reason_for(policy: Policy, decision: dict) -> str:
             return f"Closest in wording to the requests the policy routes by its {rule.id} rule."
     return "Closest in wording to training requests with this decision."
 
-
-def classical_predictions(classifier: Classifier, policy: Policy, name: str, cases: list) -> dict:
-    """{case key: Prediction} for the classical candidate: its decision and a reason as the JSON a model would write
-    after the prefilled '{', parsed by the same parser, its identity the classifier's bytes."""
-    from fixtures.parse import parse_output
-    from fixtures.predictions import Prediction
-    from fixtures.prompts import PREFILL, answer_json
-
-    started = time.perf_counter()
-    decisions = classifier.decide([c.request for c in cases])
-    seconds = round(time.perf_counter() - started, 4)
-    out = {}
-    for case, decision in zip(cases, decisions):
-        text = answer_json({**decision, "reason": reason_for(policy, decision)})
-        out[case.key] = Prediction(name, case.key, text[len(PREFILL):], parse_output(policy, text), False, 0,
-                                   "classical:" + classifier.identity[:24],
-                                   {"prompt_tokens": 0, "batch_seconds": seconds, "batch_rows": len(cases)})
-    return out
