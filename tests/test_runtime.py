@@ -47,3 +47,15 @@ def test_the_bf16_runtime_loads_bf16_and_trains_fp32_lora_weights(tiny_model_dir
     assert result.steps == 2 and all(loss == loss for _, loss in result.train_loss + result.val_loss)
     weights = load_file(tmp_path / "adapter_model.safetensors")
     assert weights and {w.dtype for w in weights.values()} == {torch.float32}
+
+
+@pytest.mark.parametrize("flags, kernels", [
+    ("fpu avx2 avx512f amx_bf16 amx_tile", "amx"), ("fpu avx2 avx512f avx512_bf16", "avx512"), ("fpu sse4_2 avx2", "avx2"),
+    ("fpu sse4_2", "other"),
+])
+def test_the_kernels_class_is_the_widest_matrix_instructions_in_cpuinfo(tmp_path, flags, kernels):
+    """Part of every prediction's identity: a record is strict only on the class of CPU that made it."""
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert base_model.cpu_kernels(path) == kernels
+    assert base_model.cpu_kernels(tmp_path / "missing") == "other"
