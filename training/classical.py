@@ -115,15 +115,16 @@ def data_key(train: list[Case], val: list[Case]) -> str:
 
 def ensure_classifier(cache_root: Path, train: list[Case], val: list[Case], log=print) -> Classifier:
     """The classifier for this data: read from the cache when its bytes check out, else fitted and stored atomically."""
-    from fixtures.atomic import write_json_atomic
+    from fixtures.atomic import write_atomic, write_json_atomic
 
     key = data_key(train, val)
     path = Path(cache_root) / key / MODEL_FILE
     digest_path = path.with_suffix(".sha256")
     if path.is_file() and digest_path.is_file():
         raw = path.read_bytes()
-        if hashlib.sha256(raw).hexdigest() == digest_path.read_text().strip():
-            return Classifier(json.loads(raw), hashlib.sha256(raw).hexdigest())
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == digest_path.read_text().strip():
+            return Classifier(json.loads(raw), digest)
         log(f"classical model {path}: its bytes do not match {digest_path.name}; fitting again")
     started = time.perf_counter()
     data = fit_classifier(train, val)
@@ -131,8 +132,7 @@ def ensure_classifier(cache_root: Path, train: list[Case], val: list[Case], log=
         write_json_atomic(path, data, sort_keys=True)
         raw = path.read_bytes()
         digest = hashlib.sha256(raw).hexdigest()
-        digest_path.with_suffix(".tmp").write_text(digest + "\n")
-        digest_path.with_suffix(".tmp").replace(digest_path)
+        write_atomic(digest_path, (digest + "\n").encode())
     except OSError as exc:
         raise ClassicalError(f"classical model cache {path.parent} cannot be written ({exc}); point --cache-dir at a "
                              f"writable folder") from exc
